@@ -1,0 +1,73 @@
+"""Config files and price overrides: the same fields as the command line, in TOML."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from objectives.budget import PriceBook, parse_price_overrides
+from objectives.tasks import BUILTIN_TASKS, TaskSpec, get_task, load_task_file
+
+PRICE_FIELDS = ("usd_per_label", "usd_per_device_hour", "charge_student_training")
+
+
+def read_config_file(path: str | Path | None) -> dict[str, Any]:
+    """Read a TOML config; keys use the CLI's long option names with '_' for '-'."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--config {str(path)!r} does not exist; pass a TOML file.")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"--config {str(path)!r} is not valid TOML: {exc}.") from None
+
+
+def price_book(
+    file_prices: Mapping[str, Any] | None = None,
+    cli_prices: list[str] | None = None,
+    usd_per_device_hour: float | None = None,
+    charge_student_training: bool | None = None,
+    tasks: Mapping[str, TaskSpec] | None = None,
+) -> PriceBook:
+    """The paper's price book, with each task's own price, then the config file's
+    `[prices]` table, then the command line on top."""
+    specs = {**BUILTIN_TASKS, **(tasks or {})}
+    base = PriceBook().with_overrides(
+        usd_per_label={name: spec.usd_per_label for name, spec in specs.items()}
+    )
+    file_prices = dict(file_prices or {})
+    unknown = sorted(set(file_prices) - set(PRICE_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"Unknown key {unknown[0]!r} in [prices]; valid keys: {', '.join(PRICE_FIELDS)}."
+        )
+    labels = file_prices.get("usd_per_label", {})
+    if not isinstance(labels, dict):
+        raise ValueError(f"[prices].usd_per_label must be a table of TASK = USD, got {labels!r}.")
+    book = base.with_overrides(
+        usd_per_label={str(k): float(v) for k, v in labels.items()},
+        usd_per_device_hour=file_prices.get("usd_per_device_hour"),
+        charge_student_training=file_prices.get("charge_student_training"),
+    )
+    return book.with_overrides(
+        usd_per_label=parse_price_overrides(cli_prices or []),
+        usd_per_device_hour=usd_per_device_hour,
+        charge_student_training=charge_student_training,
+    )
+
+
+def user_tasks(task_files: list[str] | None) -> dict[str, TaskSpec]:
+    specs = [load_task_file(f) for f in task_files or []]
+    return {spec.name: spec for spec in specs}
+
+
+def resolve_task(
+    name: str, task_files: list[str] | None = None
+) -> tuple[TaskSpec, dict[str, TaskSpec]]:
+    extra = user_tasks(task_files)
+    return get_task(name, extra), extra
