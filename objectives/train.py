@@ -1,0 +1,244 @@
+"""Training, inference and distillation loops: read top to bottom, metered step by step.
+
+Every step is priced in FLOPs (see `objectives.meter`) on the padded batch it really runs.
+When a meter is given, a step it cannot afford is not started and the loop returns with
+`finished=False`; when none is given (the student's own training, uncharged as in the
+paper) the loop simply runs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from objectives.families import Family, Item, Soft
+from objectives.meter import BudgetExhausted, ComputeMeter, StepKind, step_flops
+from objectives.models import n_parameters
+
+EpochHook = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    finished: bool
+    steps: int
+    examples: int
+    flops: float
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random | None
+) -> list[list[int]]:
+    """Batches of similar length (little padding) in a shuffled order.
+
+    Shuffle, cut into windows of 50 batches, sort each window by length, batch it, then
+    shuffle the batches. `rng=None` keeps the input order (inference): sort everything.
+    """
+    order = list(range(len(lengths)))
+    if rng is None:
+        order.sort(key=lambda i: lengths[i])
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(order)
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _padded_tokens(items: Sequence[Item]) -> int:
+    return len(items) * (
+        max(len(i.input_ids) for i in items) + max(len(i.target_ids) for i in items)
+    )
+
+
+class _Metered:
+    """Begin/end a priced step on an optional meter."""
+
+    def __init__(self, meter: ComputeMeter | None, n_params: int) -> None:
+        self.meter, self.n_params, self.flops = meter, n_params, 0.0
+
+    def __call__(self, kind: StepKind, n_tokens: int) -> _Step:
+        return _Step(self, step_flops(kind, self.n_params, n_tokens))
+
+
+class _Step:
+    def __init__(self, owner: _Metered, flops: float) -> None:
+        self.owner, self.flops = owner, flops
+
+    def __enter__(self) -> None:
+        if self.owner.meter is not None:
+            self.owner.meter.begin(self.flops)
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            if self.owner.meter is not None:
+                self.owner.meter.end(self.flops)
+            self.owner.flops += self.flops
+
+
+def _optimizer(
+    model: Any, lr: float, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    # As in the paper: AdamW, linear decay to zero, no warm-up.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: max(0.0, 1.0 - step / max(1, total_steps))
+    )
+    return optimizer, schedule
+
+
+def fit(
+    model: Any,
+    family: Family,
+    items: Sequence[Item],
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    meter: ComputeMeter | None = None,
+    on_epoch: EpochHook | None = None,
+) -> LoopResult:
+    """Cross-entropy on gold targets for `epochs` passes, unless the meter runs out."""
+    rng = random.Random(seed)
+    lengths = [i.n_tokens for i in items]
+    steps_per_epoch = -(-len(items) // batch_size)
+    optimizer, schedule = _optimizer(model, lr, epochs * steps_per_epoch)
+    metered = _Metered(meter, n_parameters(model))
+    model.train()
+    steps = examples = 0
+    try:
+        for epoch in range(epochs):
+            for batch_ids in length_grouped_batches(lengths, batch_size, rng):
+                batch = [items[i] for i in batch_ids]
+                with metered("train", _padded_tokens(batch)):
+                    loss = family.loss(model, batch, device)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                    optimizer.zero_grad(set_to_none=True)
+                steps, examples = steps + 1, examples + len(batch)
+            if on_epoch is not None:
+                on_epoch(epoch)
+    except BudgetExhausted:
+        return LoopResult(False, steps, examples, metered.flops)
+    finally:
+        model.eval()
+    return LoopResult(True, steps, examples, metered.flops)
+
+
+def distill(
+    student: Any,
+    family: Family,
+    items: Sequence[Item],
+    softs: Sequence[Soft],
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    temperature: float,
+    seed: int,
+    device: torch.device,
+    meter: ComputeMeter | None,
+    gold: Sequence[Item] = (),
+    gold_weight: float = 0.0,
+    on_epoch: EpochHook | None = None,
+) -> LoopResult:
+    """Train the student on the teacher's soft targets, optionally mixed with gold CE.
+
+    loss = (1 - gold_weight) * KD(unlabelled batch) + gold_weight * CE(a gold batch).
+    """
+    rng = random.Random(seed)
+    gold_rng = random.Random(seed + 1)
+    lengths = [i.n_tokens + len(s.target_ids) for i, s in zip(items, softs, strict=True)]
+    steps_per_epoch = -(-len(items) // batch_size)
+    optimizer, schedule = _optimizer(student, lr, epochs * steps_per_epoch)
+    metered = _Metered(meter, n_parameters(student))
+    student.train()
+    steps = examples = 0
+    try:
+        for epoch in range(epochs):
+            for batch_ids in length_grouped_batches(lengths, batch_size, rng):
+                batch = [items[i] for i in batch_ids]
+                batch_softs = [softs[i] for i in batch_ids]
+                mix = gold_weight > 0 and len(gold) > 0
+                gold_batch = gold_rng.sample(list(gold), min(batch_size, len(gold))) if mix else []
+                n_tokens = len(batch) * (
+                    max(len(i.input_ids) for i in batch)
+                    + max(len(s.target_ids) for s in batch_softs)
+                ) + (_padded_tokens(gold_batch) if gold_batch else 0)
+                with metered("train", n_tokens):
+                    loss = family.distill_loss(student, batch, batch_softs, temperature, device)
+                    if gold_batch:
+                        gold_loss = family.loss(student, gold_batch, device)
+                        loss = (1 - gold_weight) * loss + gold_weight * gold_loss
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                    optimizer.zero_grad(set_to_none=True)
+                steps, examples = steps + 1, examples + len(batch)
+            if on_epoch is not None:
+                on_epoch(epoch)
+    except BudgetExhausted:
+        return LoopResult(False, steps, examples, metered.flops)
+    finally:
+        student.eval()
+    return LoopResult(True, steps, examples, metered.flops)
+
+
+def predict(
+    model: Any,
+    family: Family,
+    items: Sequence[Item],
+    *,
+    batch_size: int,
+    device: torch.device,
+) -> list[str]:
+    """Predictions in input order, computed in length-sorted batches (uncharged)."""
+    out: list[str] = [""] * len(items)
+    model.eval()
+    for batch_ids in length_grouped_batches([i.n_tokens for i in items], batch_size, None):
+        for index, text in zip(
+            batch_ids, family.predict(model, [items[i] for i in batch_ids], device), strict=True
+        ):
+            out[index] = text
+    return out
+
+
+def soft_targets(
+    teacher: Any,
+    family: Family,
+    items: Sequence[Item],
+    *,
+    batch_size: int,
+    device: torch.device,
+    meter: ComputeMeter | None,
+    max_new_tokens: int = 0,
+) -> tuple[list[Soft], float]:
+    """The teacher's soft targets for every item, in input order, charged to the meter.
+
+    Batches are formed from length-sorted fixed-size windows of the input, so the soft
+    target of an item does not depend on how many items follow it (a cached prefix and a
+    fresh computation agree exactly). Raises BudgetExhausted if the meter runs out.
+    """
+    metered = _Metered(meter, n_parameters(teacher))
+    out: list[Soft | None] = [None] * len(items)
+    teacher.eval()
+    for start in range(0, len(items), batch_size):
+        window = list(range(start, min(start + batch_size, len(items))))
+        batch = [items[i] for i in window]
+        # Generation plus one teacher-forced pass: about (source + 2 x target) tokens each.
+        n_tokens = len(batch) * (max(len(i.input_ids) for i in batch) + 2 * max_new_tokens)
+        with metered("infer", n_tokens):
+            softs = family.soft_targets(teacher, batch, device)
+        for index, soft in zip(window, softs, strict=True):
+            out[index] = soft
+    return [s for s in out if s is not None], metered.flops

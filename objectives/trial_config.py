@@ -1,0 +1,169 @@
+"""A trial's inputs and outputs as plain values: light to import, easy to ship to workers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from objectives.budget import PriceBook
+from objectives.meter import MeterMode, get_profile
+from objectives.tasks import TaskSpec, get_task, load_task_file
+
+Report = Callable[[dict[str, Any]], None]
+FamilyName = Literal["auto", "encoder", "seq2seq"]
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial depends on; plain values only, so it travels to any worker.
+
+    Epochs and learning rates default to the paper's (20 teacher and student epochs, 50
+    distillation epochs, lr 3e-5, batch 32); small offline models need larger rates.
+    """
+
+    task: str
+    budget_usd: float
+    n_seed_labels: int
+    compute_fraction: float
+    seed: int = 0
+    family: FamilyName = "auto"
+    teacher: str | None = None
+    student: str | None = None
+    temperature: float = 2.0
+    gold_weight: float = 0.0
+    teacher_epochs: int = 20
+    student_epochs: int = 20
+    distill_epochs: int = 50
+    teacher_lr: float = 3e-5
+    student_lr: float = 3e-5
+    batch_size: int = 32
+    max_unlabelled: int | None = None
+    max_eval_examples: int | None = 1000
+    n_reports: int = 5
+    usd_per_label: float | None = None  # None: the task's own price
+    usd_per_device_hour: float = 1.875
+    charge_student_training: bool = False
+    meter: MeterMode = "estimated"
+    hardware: str = "a100"
+    n_devices: int = 1
+    n_threads: int | None = None
+    data_dir: str | None = None
+    task_file: str | None = None
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.compute_fraction <= 1.0:
+            raise ValueError(
+                "`0 <= compute_fraction <= 1` must hold, but got "
+                f"compute_fraction={self.compute_fraction!r}."
+            )
+        if self.family not in ("auto", "encoder", "seq2seq"):
+            raise ValueError(f"Unknown family={self.family!r}; valid: auto, encoder, seq2seq.")
+        if not self.temperature > 0:
+            raise ValueError(f"`temperature > 0` must hold, but got {self.temperature!r}.")
+        if not 0.0 <= self.gold_weight < 1.0:
+            raise ValueError(
+                f"`0 <= gold_weight < 1` must hold, but got gold_weight={self.gold_weight!r}."
+            )
+        for name in ("teacher_epochs", "student_epochs", "distill_epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name} >= 1` must hold, but got {name}={getattr(self, name)}.")
+        get_profile(self.hardware)
+
+    def task_spec(self) -> TaskSpec:
+        if self.task_file:
+            spec = load_task_file(self.task_file)
+            return get_task(self.task, {spec.name: spec})
+        return get_task(self.task)
+
+    def resolved_family(self, spec: TaskSpec) -> Literal["encoder", "seq2seq"]:
+        if self.family != "auto":
+            if self.family == "encoder" and spec.kind != "classification":
+                raise ValueError(
+                    f"family='encoder' needs a classification task, but {spec.name!r} is "
+                    f"{spec.kind}; use family='seq2seq'."
+                )
+            return self.family
+        return "encoder" if spec.kind == "classification" else "seq2seq"
+
+    def prices(self, spec: TaskSpec) -> PriceBook:
+        return PriceBook(
+            usd_per_label={spec.name: self.usd_per_label or spec.usd_per_label},
+            usd_per_device_hour=self.usd_per_device_hour,
+            charge_student_training=self.charge_student_training,
+        )
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What a trial reports. Two ledgers:
+
+    - `practitioner_usd`: what this allocation costs someone running it from scratch: the
+      labels plus every charged compute step (cached stages charged at their build cost).
+    - `sweep_spent_usd`: what the sweep really spent on compute for this trial: real
+      device-seconds of the trial process (cache hits make it smaller), priced per hour.
+    """
+
+    task: str
+    budget_usd: float
+    compute_fraction: float
+    seed: int
+    strategy: str
+    metric: str
+    score: float
+    test_score: float | None
+    teacher_score: float | None
+    teacher_status: str
+    n_seed_labels: int
+    n_new_labels: int
+    n_labels_used: int
+    n_unlabelled: int
+    annotation_usd: float
+    compute_usd: float
+    compute_spent_usd: float
+    unspent_usd: float
+    device_seconds: float
+    practitioner_usd: float
+    sweep_device_seconds: float
+    sweep_spent_usd: float
+    teacher_cache: str
+    soft_cache: str
+    details: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["details"] = dict(self.details)
+        return out
+
+
+# Named bundles of TrialConfig fields. "paper" is the paper's training recipe; "cpu-small"
+# fits a trial in about a minute on two CPU cores with the offline models (the demo's).
+PRESETS: Mapping[str, Mapping[str, Any]] = {
+    "paper": {},
+    "cpu-small": {
+        "teacher_epochs": 3,
+        "student_epochs": 10,
+        "distill_epochs": 3,
+        "teacher_lr": 1.5e-4,
+        "student_lr": 1e-3,
+        "max_unlabelled": 640,
+        "max_eval_examples": 200,
+        "hardware": "cpu",
+        "n_threads": 2,
+    },
+}
+
+
+def trial_config(values: Mapping[str, Any], preset: str = "paper") -> TrialConfig:
+    """Build a TrialConfig from a preset and field values, naming any unknown field."""
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset={preset!r}; valid: {', '.join(PRESETS)}.")
+    names = {f.name for f in dataclasses.fields(TrialConfig)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(
+            f"Unknown trial field {unknown[0]!r}; valid fields: {', '.join(sorted(names))}."
+        )
+    return TrialConfig(**{**PRESETS[preset], **values})
