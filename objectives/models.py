@@ -69,8 +69,11 @@ def _unavailable(name: str, exc: Exception, offline: Sequence[str]) -> ValueErro
 
 
 def encoder_tokenizer(teacher: str) -> Any:
-    """Encoder teacher and student share the teacher's tokenizer."""
+    """Encoder teacher and student share the teacher's tokenizer (MiniLM's WordPiece for the
+    offline names)."""
     base = TRUNCATED.get(teacher, (teacher, 0))[0]
+    if teacher in OFFLINE_BERT:
+        base = MINILM_HUB_ID
     try:
         return AutoTokenizer.from_pretrained(local_copy(base))
     except Exception as exc:

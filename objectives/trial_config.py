@@ -143,11 +143,12 @@ class TrialResult:
 PRESETS: Mapping[str, Mapping[str, Any]] = {
     "paper": {},
     "cpu-small": {
-        "teacher_epochs": 3,
+        "teacher_epochs": 6,
         "student_epochs": 10,
         "distill_epochs": 3,
         "teacher_lr": 1.5e-4,
         "student_lr": 1e-3,
+        "batch_size": 16,
         "max_unlabelled": 640,
         "max_eval_examples": 200,
         "hardware": "cpu",

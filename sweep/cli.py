@@ -159,10 +159,7 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]
         args.charge_student_training,
         extra,
     )
-    fields = config.trial_fields(args, file_cfg, book)
-    if "task" in fields:
-        get_task(fields["task"], extra)
-    return file_cfg, fields
+    return file_cfg, config.trial_fields(args, file_cfg, book, extra)
 
 
 def _require(fields: dict[str, Any], *names: str) -> None:

@@ -114,11 +114,13 @@ def merged(args: Any, file_cfg: Mapping[str, Any], names: tuple[str, ...]) -> di
     return out
 
 
-def trial_fields(args: Any, file_cfg: Mapping[str, Any], book: PriceBook) -> dict[str, Any]:
+def trial_fields(
+    args: Any, file_cfg: Mapping[str, Any], book: PriceBook, extra: Mapping[str, TaskSpec]
+) -> dict[str, Any]:
     """TrialConfig fields from the command line and a config file, prices resolved."""
     values = merged(args, file_cfg, TRIAL_ARGS)
     fields = {ARG_TO_FIELD.get(k, k): v for k, v in values.items()}
-    task_files = list(getattr(args, "task_file", None) or file_cfg.get("task_file", []) or [])
+    task_files = getattr(args, "task_file", None) or file_cfg.get("task_file") or []
     if isinstance(task_files, str):
         task_files = [task_files]
     if task_files:
@@ -126,6 +128,7 @@ def trial_fields(args: Any, file_cfg: Mapping[str, Any], book: PriceBook) -> dic
             raise ValueError("A trial or sweep takes one --task-file; got several.")
         fields["task_file"] = str(Path(task_files[0]).resolve())
     if "task" in fields:
+        get_task(fields["task"], extra)  # an unknown name lists the valid ones first
         fields["usd_per_label"] = book.label_price(fields["task"])
     fields["usd_per_device_hour"] = book.usd_per_device_hour
     fields["charge_student_training"] = book.charge_student_training

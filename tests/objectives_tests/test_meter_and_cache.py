@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from objectives.cache import StageCache, content_key
+from objectives.meter import (
+    HARDWARE_PROFILES,
+    BudgetExhausted,
+    ComputeMeter,
+    HardwareProfile,
+    get_profile,
+    step_flops,
+)
+
+PROFILE = HardwareProfile("test", peak_flops=1e12, utilisation=0.5)  # 5e11 FLOP/s
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_flop_rule_of_thumb() -> None:
+    assert step_flops("train", 1_000, 10) == 60_000
+    assert step_flops("infer", 1_000, 10) == 20_000
+
+
+def test_estimated_meter_charges_flops_exactly() -> None:
+    # 1.8e15 FLOPs at 5e11 FLOP/s is 3600 s: one device-hour, $1.875.
+    meter = ComputeMeter(2.0, 1.875, "estimated", PROFILE)
+    meter.begin(1.8e15)
+    meter.end(1.8e15)
+    assert meter.device_seconds == pytest.approx(3600)
+    assert meter.spent_usd == pytest.approx(1.875)
+    assert not meter.can_afford(1.8e15)
+    with pytest.raises(BudgetExhausted):
+        meter.begin(1.8e15)
+    assert meter.spent_usd == pytest.approx(1.875)  # a refused step costs nothing
+
+
+def test_measured_meter_uses_the_clock_and_devices() -> None:
+    clock = FakeClock()
+    meter = ComputeMeter(1.0, 3600.0, "measured", PROFILE, n_devices=2, clock=clock)
+    meter.begin(0)
+    clock.now += 0.1
+    meter.end(0)
+    assert meter.device_seconds == pytest.approx(0.2)  # 0.1 s on 2 devices
+    assert meter.spent_usd == pytest.approx(0.2)
+    # The next step is predicted at 1.25 x the dearest step (0.25 $): three more fit, not four.
+    steps = 0
+    while meter.can_afford(0):
+        meter.begin(0)
+        clock.now += 0.1
+        meter.end(0)
+        steps += 1
+    assert steps == 3 and meter.spent_usd <= 1.0
+
+
+def test_measured_overrun_is_capped_and_recorded() -> None:
+    clock = FakeClock()
+    meter = ComputeMeter(1.0, 3600.0, "measured", PROFILE, clock=clock)
+    meter.begin(0)
+    clock.now += 5.0  # a step far slower than planned
+    meter.end(0)
+    assert meter.spent_usd == pytest.approx(1.0)
+    assert meter.overrun_device_seconds == pytest.approx(4.0)
+
+
+def test_reused_stage_is_charged_at_its_build_cost() -> None:
+    meter = ComputeMeter(1.0, 2.0, "estimated", PROFILE)
+    meter.charge_usd(0.5)
+    assert meter.spent_usd == pytest.approx(0.5) and meter.remaining_usd == pytest.approx(0.5)
+    with pytest.raises(BudgetExhausted):
+        meter.charge_usd(0.6)
+
+
+def test_bad_meter_values() -> None:
+    with pytest.raises(ValueError, match="budget_usd=-1"):
+        ComputeMeter(-1, 1.0)
+    with pytest.raises(ValueError, match="mode='exact'"):
+        ComputeMeter(1, 1.0, "exact")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="profile='tpu'; valid: a100, cpu, h100"):
+        get_profile("tpu")
+    assert set(HARDWARE_PROFILES) == {"a100", "h100", "cpu"}
+
+
+def test_content_keys_are_stable_and_sensitive() -> None:
+    assert content_key("teacher", {"a": 1, "b": 2}) == content_key("teacher", {"b": 2, "a": 1})
+    assert content_key("teacher", {"a": 1}) != content_key("teacher", {"a": 2})
+    assert content_key("teacher", {"a": 1}) != content_key("soft", {"a": 1})
+
+
+def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    cache = StageCache(tmp_path)
+    with pytest.raises(RuntimeError), cache.writer("k", {"usd": 1.0}) as folder:
+        (folder / "model.pt").write_bytes(b"half")
+        raise RuntimeError("killed mid-write")
+    assert cache.get("k") is None
+    assert [p.name for p in tmp_path.iterdir()] == []
+    with cache.writer("k", {"usd": 1.0}) as folder:
+        (folder / "model.pt").write_bytes(b"whole")
+    entry = cache.get("k")
+    assert entry is not None and entry.meta == {"usd": 1.0}
+    assert (entry.path / "model.pt").read_bytes() == b"whole"
+
+
+def _build_once(root: str, log: str) -> None:
+    cache = StageCache(root)
+    with cache.lock("stage"):
+        if cache.get("stage") is None:
+            with open(log, "a") as handle:
+                handle.write("built\n")
+            time.sleep(0.3)  # the other process arrives while this one builds
+            with cache.writer("stage", {"usd": 1.0}) as folder:
+                (folder / "x").write_text("x")
+
+
+def test_two_trials_needing_one_stage_build_it_once(tmp_path: Path) -> None:
+    log = tmp_path / "builds.log"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_build_once, args=(str(tmp_path / "c"), str(log))) for _ in "ab"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert log.read_text() == "built\n"
+
+
+def test_disabled_cache_always_misses(tmp_path: Path) -> None:
+    cache = StageCache(None)
+    with cache.writer("k", {}) as folder:
+        (folder / "x").write_text("x")
+    assert cache.get("k") is None and not cache.enabled

@@ -1,0 +1,181 @@
+"""Contract tests of the real objective on a tiny generated task with tiny real models."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from objectives.distill_or_annotate import run_trial
+from objectives.trial_config import TrialConfig, TrialResult, trial_config
+
+# Tiny models priced dearly, so that the compute meter really binds at a $20 budget.
+TINY = {
+    "teacher": "bert-offline-student",
+    "student": "bert-offline-student",
+    "teacher_epochs": 3,
+    "student_epochs": 4,
+    "distill_epochs": 2,
+    "teacher_lr": 3e-3,
+    "student_lr": 3e-3,
+    "batch_size": 16,
+    "hardware": "cpu",
+    "usd_per_device_hour": 20000.0,
+    "n_threads": 1,
+}
+
+
+DEAR: dict[str, Any] = {"usd_per_device_hour": 150000.0}
+
+
+def _config(tiny_task: Path, **overrides: Any) -> TrialConfig:
+    fields = {
+        "task": "tiny",
+        "task_file": str(tiny_task),
+        "budget_usd": 12.0,
+        "n_seed_labels": 20,
+        "compute_fraction": 0.5,
+        **TINY,
+        **overrides,
+    }
+    return trial_config(fields)
+
+
+def _run(cfg: TrialConfig) -> tuple[TrialResult, list[dict[str, Any]]]:
+    reports: list[dict[str, Any]] = []
+    return run_trial(cfg, reports.append), reports
+
+
+def _check_money(r: TrialResult) -> None:
+    assert r.compute_spent_usd <= r.compute_usd + 1e-9
+    assert r.practitioner_usd <= r.budget_usd + 1e-9
+    spent = r.annotation_usd + r.compute_spent_usd
+    assert spent + r.unspent_usd == pytest.approx(r.budget_usd, abs=0.005)
+    assert r.practitioner_usd == pytest.approx(r.annotation_usd + r.compute_spent_usd)
+    assert r.sweep_device_seconds > 0
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
+def test_contract_of_the_real_objective(tiny_task: Path, fraction: float) -> None:
+    result, reports = _run(_config(tiny_task, compute_fraction=fraction))
+    assert math.isfinite(result.score) and 0.0 <= result.score <= 1.0
+    assert reports and reports[-1]["stage"] == "final" and len(reports) >= 2
+    assert reports[-1]["score"] == result.score
+    _check_money(result)
+    assert result.n_new_labels == math.floor((1 - fraction) * 12.0 / 0.1 + 1e-9)
+    if fraction == 0.0:
+        assert result.strategy == "annotate" and result.teacher_status == "not_needed"
+        assert result.compute_spent_usd == 0.0
+    else:
+        assert result.teacher_status == "finished" and result.n_unlabelled > 0
+        assert result.teacher_score is not None
+
+
+def test_deterministic_under_a_seed(tiny_task: Path) -> None:
+    first, _ = _run(_config(tiny_task))
+    second, _ = _run(_config(tiny_task))
+    changing = {"sweep_device_seconds", "sweep_spent_usd"}
+    a = {k: v for k, v in first.to_dict().items() if k not in changing}
+    b = {k: v for k, v in second.to_dict().items() if k not in changing}
+    assert a == b
+
+
+def test_stops_when_the_meter_runs_out(tiny_task: Path) -> None:
+    # The teacher fine-tune alone costs more than the compute dollars: not started, unspent.
+    starved, _ = _run(_config(tiny_task, usd_per_device_hour=5e6))
+    assert starved.teacher_status == "unaffordable"
+    assert starved.compute_spent_usd == 0.0 and starved.n_unlabelled == 0
+    assert math.isfinite(starved.score)  # the student still learns from its gold labels
+    # Enough for the teacher but not for the whole pool: distillation is cut by the money.
+    rich, _ = _run(_config(tiny_task))
+    lean, _ = _run(_config(tiny_task, usd_per_device_hour=200000.0))
+    assert lean.teacher_status == "finished"
+    assert 0 < lean.n_unlabelled < rich.n_unlabelled
+    assert lean.compute_spent_usd <= lean.compute_usd
+    assert lean.compute_spent_usd > 0.8 * lean.compute_usd  # the money was used, not hoarded
+
+
+def test_measured_meter_never_overspends(tiny_task: Path) -> None:
+    result, _ = _run(_config(tiny_task, meter="measured", usd_per_device_hour=2000.0))
+    _check_money(result)
+    assert result.device_seconds > 0
+
+
+def test_stage_cache_reuses_teacher_and_soft_labels(tiny_task: Path, tmp_path: Path) -> None:
+    cfg = _config(tiny_task, cache_dir=str(tmp_path / "cache"))
+    cold, _ = _run(cfg)
+    warm, _ = _run(cfg)
+    assert (cold.teacher_cache, cold.soft_cache) == ("miss", "miss")
+    assert (warm.teacher_cache, warm.soft_cache) == ("hit", "hit")
+    # Same scores, and the allocation ledger still charges the full standalone cost.
+    assert warm.score == cold.score and warm.teacher_score == cold.teacher_score
+    assert warm.compute_spent_usd == pytest.approx(cold.compute_spent_usd)
+    uncached, _ = _run(dataclasses.replace(cfg, cache_dir=None))
+    assert uncached.score == cold.score
+    # A larger compute share reuses the teacher only if the labelled set is the same.
+    other, _ = _run(dataclasses.replace(cfg, compute_fraction=0.6))
+    assert other.teacher_cache == "miss"
+
+
+def test_soft_label_prefix_is_reused_and_extended(tiny_task: Path, tmp_path: Path) -> None:
+    # Pure distillation at two budgets: the same teacher (seed labels only) and the same
+    # unlabelled order, so the richer trial extends what the poorer one labelled.
+    cache = str(tmp_path / "cache")
+    poor, _ = _run(
+        _config(tiny_task, cache_dir=cache, compute_fraction=1.0, budget_usd=4.0, **DEAR)
+    )
+    rich, _ = _run(
+        _config(tiny_task, cache_dir=cache, compute_fraction=1.0, budget_usd=12.0, **DEAR)
+    )
+    again, _ = _run(
+        _config(tiny_task, cache_dir=cache, compute_fraction=1.0, budget_usd=4.0, **DEAR)
+    )
+    assert (poor.teacher_cache, poor.soft_cache) == ("miss", "miss")
+    assert (rich.teacher_cache, rich.soft_cache) == ("hit", "partial")
+    assert (again.teacher_cache, again.soft_cache) == ("hit", "hit")
+    assert 0 < poor.n_unlabelled < rich.n_unlabelled
+    assert again.score == poor.score and again.compute_spent_usd == pytest.approx(
+        poor.compute_spent_usd
+    )
+    fresh, _ = _run(_config(tiny_task, compute_fraction=1.0, budget_usd=12.0, **DEAR))
+    assert fresh.score == rich.score  # an extended prefix equals a fresh computation
+
+
+def test_bad_trial_values_are_named(tiny_task: Path) -> None:
+    with pytest.raises(ValueError, match="compute_fraction=1.2"):
+        _config(tiny_task, compute_fraction=1.2)
+    with pytest.raises(ValueError, match="temperature"):
+        _config(tiny_task, temperature=0)
+    with pytest.raises(ValueError, match="Unknown trial field 'epochs'"):
+        trial_config({"task": "tiny", "epochs": 3})
+    with pytest.raises(ValueError, match="n_seed_labels=999 for 'tiny'"):
+        run_trial(_config(tiny_task, n_seed_labels=999))
+    with pytest.raises(ValueError, match="family='encoder' needs a classification task"):
+        run_trial(
+            trial_config(
+                {
+                    "task": "nq",
+                    "budget_usd": 1,
+                    "n_seed_labels": 1,
+                    "compute_fraction": 0,
+                    "family": "encoder",
+                }
+            )
+        )
+
+
+def test_seq2seq_family_runs_a_trial(tiny_task: Path) -> None:
+    cfg = _config(
+        tiny_task,
+        family="seq2seq",
+        teacher="t5-offline-student",
+        student="t5-offline-student",
+        usd_per_device_hour=2000.0,
+    )
+    result, reports = _run(cfg)
+    assert result.teacher_status == "finished" and result.n_unlabelled > 0
+    assert math.isfinite(result.score) and reports
+    _check_money(result)
