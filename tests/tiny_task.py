@@ -17,7 +17,7 @@ def _rows(n: int, rng: random.Random) -> list[dict[str, str]]:
     rows = []
     for _ in range(n):
         label = rng.choice(["pos", "neg"])
-        words = rng.sample(FILLER, 4) + [rng.choice(GOOD if label == "pos" else BAD)]
+        words = [*rng.sample(FILLER, 4), rng.choice(GOOD if label == "pos" else BAD)]
         rng.shuffle(words)
         rows.append({"text": " ".join(words), "label": label})
     return rows
