@@ -100,7 +100,7 @@ class _Trial:
             if epoch in points:
                 quick = self.evaluate(model, quick_dev).value
                 model.train()
-                self.report({"stage": stage, "epoch": epoch + 1, "dev_score_quick": quick})
+                self.report({"stage": stage, "epoch": epoch + 1, "score": quick})
 
         return hook
 

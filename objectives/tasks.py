@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
-
-import tomllib
 
 from objectives.budget import PAPER_USD_PER_LABEL
 

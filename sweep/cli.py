@@ -6,13 +6,16 @@ import argparse
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from objectives.data import check_data_dir, data_source, load_task_data
 from objectives.tasks import get_task, task_names
 from objectives.trial_config import PRESETS
+from search_spaces import SPACES
 from sweep import config
 
 EXIT_USAGE = 2
@@ -122,11 +125,14 @@ def _add_trial_options(parser: argparse.ArgumentParser, sweep: bool) -> None:
             "--compute-fraction", type=float, metavar="F", help="share of the budget for compute"
         )
         parser.add_argument("--seed", type=int, help="seed of the label permutation and models")
-    parser.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        help="training recipe: 'paper' (20/20/50 epochs, lr 3e-5) or 'cpu-small'",
-    )
+    if not sweep:
+        parser.add_argument(
+            "--preset",
+            choices=sorted(PRESETS),
+            help="training recipe: 'paper' (20/20/50 epochs, lr 3e-5) or 'cpu-small'",
+        )
+    else:
+        parser.add_argument("--preset", choices=sorted(PRESETS), help="training recipe")
     parser.add_argument("--family", choices=["auto", "encoder", "seq2seq"])
     parser.add_argument("--teacher", help="teacher model: hub id, local path or offline name")
     parser.add_argument("--student", help="student model: hub id, local path or offline name")
@@ -186,9 +192,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
 
 def _print_report(metrics: dict[str, Any]) -> None:
     if metrics.get("stage") != "final":
-        print(
-            f"  {metrics['stage']} epoch {metrics['epoch']}: dev {metrics['dev_score_quick']:.4f}"
-        )
+        print(f"  {metrics['stage']} epoch {metrics['epoch']}: dev {metrics['score']:.4f}")
 
 
 def format_result(r: dict[str, Any]) -> str:
@@ -213,6 +217,248 @@ def format_result(r: dict[str, Any]) -> str:
             f"    {r['sweep_device_seconds']:.1f} device-seconds = ${r['sweep_spent_usd']:.4f}",
         ]
     )
+
+
+SWEEP_ARGS = (
+    "name",
+    "trials",
+    "seeds",
+    "sampler",
+    "space",
+    "concurrency",
+    "retries",
+    "asha",
+    "objective",
+    "replay_table",
+    "address",
+    "root",
+    "tracking_uri",
+    "storage",
+    "cpus_per_trial",
+    "teacher_gpus",
+    "student_gpus",
+    "teacher_node_resource",
+    "student_node_resource",
+    "sampler_seed",
+    "preset",
+)
+# Fields that define what a sweep measures: a resume may not change them.
+FIXED_ON_RESUME = ("task", "budget_usd", "n_seed_labels", "seeds", "objective", "preset", "trial")
+
+
+def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trials", type=int, metavar="K", help="finished trials wanted")
+    parser.add_argument("--name", help="sweep name (default TASK-B<budget>-N<seed labels>)")
+    parser.add_argument("--resume", action="store_true", help="continue the sweep --name")
+    parser.add_argument("--seeds", type=int, help="seeds per trial (mean and spread)")
+    parser.add_argument("--sampler", choices=config.SAMPLERS, help="Optuna sampler (tpe)")
+    parser.add_argument("--space", choices=sorted(SPACES), help="search space")
+    parser.add_argument("--sampler-seed", type=int)
+    parser.add_argument("--concurrency", type=int, help="trials at once (1)")
+    parser.add_argument("--retries", type=int, help="retries of a failed trial (0)")
+    parser.add_argument("--asha", action="store_true", default=None, help="stop bad trials early")
+    parser.add_argument(
+        "--objective",
+        choices=config.OBJECTIVES,
+        help="real (default), synthetic or replay (a table of measured results)",
+    )
+    parser.add_argument(
+        "--replay-table", metavar="CSV", help="results table for --objective replay"
+    )
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    parser.add_argument("--root", help="folder for the default stores (./runs)")
+    parser.add_argument("--tracking-uri", help="MLflow store (default sqlite:///ROOT/mlflow.db)")
+    parser.add_argument("--storage", help="Optuna storage (default sqlite:///ROOT/optuna.db)")
+    parser.add_argument("--cpus-per-trial", type=float)
+    parser.add_argument("--teacher-gpus", type=float, help="GPUs of a distillation trial")
+    parser.add_argument("--student-gpus", type=float, help="GPUs of an annotation-only trial")
+    parser.add_argument("--teacher-node-resource", help="custom resource of teacher nodes")
+    parser.add_argument("--student-node-resource", help="custom resource of student nodes")
+
+
+def sweep_config(args: argparse.Namespace) -> config.SweepConfig:
+    """A SweepConfig from the command line and --config; on --resume, from the stored one."""
+    file_cfg, fields = _settings(args)
+    sweep_values = config.merged(args, file_cfg, SWEEP_ARGS)
+    stored = None
+    if args.resume:
+        if "name" not in sweep_values:
+            raise UsageError("--resume needs --name NAME of the sweep to continue")
+        root = sweep_values.get("root", config.DEFAULT_ROOT)
+        storage = (
+            sweep_values.get("storage")
+            or config.SweepConfig(
+                name="x", task="x", budget_usd=1, n_seed_labels=0, n_trials=1, root=root
+            ).optuna_storage
+        )
+        from sweep.tuner import stored_config
+
+        stored = stored_config(sweep_values["name"], storage)
+        if stored is None:
+            raise ValueError(
+                f"--resume: no sweep named {sweep_values['name']!r} in {storage}; drop --resume "
+                "to start it, or check --name, --root and --storage."
+            )
+    top: dict[str, Any] = {
+        k: fields.pop(k) for k in ("task", "budget_usd", "n_seed_labels") if k in fields
+    }
+    for key in ("usd_per_label", "usd_per_device_hour", "charge_student_training"):
+        if stored is not None and not (args.price or args.usd_per_device_hour or args.config):
+            fields.pop(key, None)  # keep the stored prices unless new ones were given
+    values: dict[str, Any] = {**top, "trial": fields}
+    values.update({k: v for k, v in sweep_values.items() if k != "trials"})
+    if "trials" in sweep_values:
+        values["n_trials"] = sweep_values["trials"]
+    if stored is not None:
+        merged = {**stored, **{k: v for k, v in values.items() if k != "trial"}}
+        merged["trial"] = {**stored["trial"], **fields}
+        for key in FIXED_ON_RESUME:
+            if key in values and key != "trial" and values[key] != stored[key]:
+                raise ValueError(
+                    f"--resume conflicts with the stored sweep: {key}={values[key]!r} but the "
+                    f"sweep {stored['name']!r} was started with {key}={stored[key]!r}."
+                )
+        changed = [k for k, v in fields.items() if k in stored["trial"] and stored["trial"][k] != v]
+        if changed:
+            raise ValueError(
+                f"--resume conflicts with the stored sweep: {changed[0]}={fields[changed[0]]!r} "
+                f"but it was started with {stored['trial'][changed[0]]!r}."
+            )
+        values = merged
+    _require(values, "task", "budget_usd", "n_seed_labels")
+    if "n_trials" not in values:
+        raise UsageError("missing --trials (or trials in --config)")
+    values.setdefault(
+        "name",
+        config.default_sweep_name(values["task"], values["budget_usd"], values["n_seed_labels"]),
+    )
+    if values.get("replay_table"):
+        values["replay_table"] = str(Path(values["replay_table"]).resolve())
+    return config.SweepConfig(**values)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sweep.tuner import run_sweep
+
+    cfg = sweep_config(args)
+    summary = run_sweep(cfg, resume=args.resume)
+    print(
+        f"sweep {summary.name}: {summary.n_finished} trials finished, {summary.n_failed} failed;"
+        f" best score {summary.best_score if summary.best_score is not None else '-'}"
+        f" with {summary.best_params}"
+    )
+    print(f"next: sweep best --task {summary.task} --tracking-uri {summary.tracking_uri}")
+    return 0
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", help="MLflow store (default sqlite:///ROOT/mlflow.db)")
+    parser.add_argument("--root", default=config.DEFAULT_ROOT, help="folder of the default stores")
+
+
+def _tracker(args: argparse.Namespace) -> Any:
+    """A Tracker on an existing store; never creates an empty one."""
+    uri = args.tracking_uri or f"sqlite:///{(Path(args.root) / 'mlflow.db').resolve()}"
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ValueError(
+            f"No MLflow store at {uri}; run a sweep first (`sweep demo`) or pass --tracking-uri."
+        )
+    from sweep.tracking import Tracker
+
+    return Tracker(uri)
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from sweep.results import best_allocations, format_best
+
+    if args.budget is not None and args.budget <= 0:
+        raise ValueError(f"`budget_usd > 0` must hold, but got budget_usd={args.budget!r}.")
+    rows = best_allocations(_tracker(args), args.task, args.budget)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+    elif not rows:
+        print("no finished trials match", file=sys.stderr)
+    else:
+        print(format_best(rows))
+    return 0 if rows else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sweep import plots
+    from sweep.results import finished_trials
+
+    tracker = _tracker(args)
+    rows = finished_trials(tracker, args.task)
+    if not rows:
+        raise ValueError(f"No finished trials of task={args.task!r} in {tracker.tracking_uri}.")
+    paths = plots.all_plots(rows, Path(args.out))
+    for sweep in sorted({r.sweep for r in rows}):
+        parent = tracker.find_sweep_run(args.task, sweep)
+        if parent is not None:
+            for path in paths:
+                tracker.log_artifact(parent, str(path))
+    for path in paths:
+        print(path)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    tracker = _tracker(args)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        tracker.tracking_uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--workers",
+        "1",
+    ]
+    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    server = subprocess.Popen(command, env=env)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        server.terminate()
+        server.wait(timeout=20)
+        print("MLflow UI stopped")
+        return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from sweep.demo import demo_config
+    from sweep.results import best_allocations, format_best
+    from sweep.tuner import run_sweep, stored_config
+
+    cfg = demo_config(args.root, args.trials)
+    resume = stored_config(cfg.name, cfg.optuna_storage) is not None
+    print(
+        f"demo: {cfg.n_trials} real trials on BBC News (budget ${cfg.budget_usd:g}, "
+        f"{cfg.n_seed_labels} seed labels), MiniLM teacher, stores in {cfg.root}/"
+        + (" (resuming the earlier demo)" if resume else ""),
+        flush=True,
+    )
+    started = time.perf_counter()
+    summary = run_sweep(cfg, resume=resume)
+    from sweep.tracking import Tracker
+
+    rows = best_allocations(Tracker(summary.tracking_uri), cfg.task, cfg.budget_usd)
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; best allocation:")
+    print(format_best(rows))
+    print(
+        f"\nopen the trials: sweep ui --root {cfg.root}    "
+        f"plots: sweep report --task {cfg.task} --root {cfg.root}"
+    )
+    return 0
 
 
 Command = Callable[[argparse.Namespace], int]
@@ -240,6 +486,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trial_options(trial, sweep=False)
     trial.add_argument("--json", action="store_true", help="machine-readable output")
     trial.set_defaults(func=cmd_trial)
+
+    run = sub.add_parser("run", help="run (or --resume) a sweep with Ray Tune, Optuna, MLflow")
+    _add_trial_options(run, sweep=True)
+    _add_sweep_options(run)
+    run.set_defaults(func=cmd_run)
+
+    best = sub.add_parser("best", help="best allocation per task and budget (reads MLflow)")
+    best.add_argument("--task")
+    best.add_argument("--budget", type=float, metavar="USD")
+    best.add_argument("--json", action="store_true")
+    _add_store_options(best)
+    best.set_defaults(func=cmd_best)
+
+    report = sub.add_parser("report", help="PNG plots of a task's trials, logged to MLflow")
+    report.add_argument("--task", required=True)
+    report.add_argument("--out", default="runs/report", help="folder for the PNGs")
+    _add_store_options(report)
+    report.set_defaults(func=cmd_report)
+
+    ui = sub.add_parser("ui", help="start the MLflow UI on the store")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    _add_store_options(ui)
+    ui.set_defaults(func=cmd_ui)
+
+    demo = sub.add_parser("demo", help="a real offline sweep on BBC News (about 6 minutes)")
+    demo.add_argument("--root", default=config.DEFAULT_ROOT)
+    demo.add_argument("--trials", type=int, default=8)
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from objectives.budget import PriceBook, parse_price_overrides
 from objectives.tasks import BUILTIN_TASKS, TaskSpec, get_task, load_task_file
@@ -133,3 +134,98 @@ def trial_fields(
     fields["usd_per_device_hour"] = book.usd_per_device_hour
     fields["charge_student_training"] = book.charge_student_training
     return fields
+
+
+SAMPLERS = ("tpe", "gp", "random", "grid")
+OBJECTIVES = ("real", "synthetic", "replay")
+DEFAULT_ROOT = "runs"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One sweep: a task at one budget, searched over the compute fraction.
+
+    `trial` holds the TrialConfig fields shared by every trial (all but the sampled ones).
+    Stores default to files under `root`: MLflow and Optuna in SQLite, Ray's results and
+    the stage cache in folders.
+    """
+
+    name: str
+    task: str
+    budget_usd: float
+    n_seed_labels: int
+    n_trials: int
+    trial: Mapping[str, Any] = field(default_factory=dict)
+    preset: str = "paper"
+    seeds: int = 1
+    sampler: str = "tpe"
+    space: str | None = None  # None: the sampler's natural space
+    sampler_seed: int = 0
+    concurrency: int = 1
+    retries: int = 0
+    asha: bool = False
+    objective: str = "real"
+    replay_table: str | None = None
+    address: str | None = None
+    root: str = DEFAULT_ROOT
+    tracking_uri: str | None = None
+    storage: str | None = None
+    cpus_per_trial: float = 1.0
+    teacher_gpus: float = 0.0
+    student_gpus: float = 0.0
+    teacher_node_resource: str | None = None
+    student_node_resource: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "/\\'\" "):
+            raise ValueError(
+                f"A sweep name needs letters, digits, '-', '_', '.' or '=' only, but got "
+                f"name={self.name!r}."
+            )
+        for field_name in ("n_trials", "seeds", "concurrency"):
+            value = getattr(self, field_name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{field_name} >= 1` must hold, but got {field_name}={value!r}.")
+        if self.retries < 0:
+            raise ValueError(f"`retries >= 0` must hold, but got retries={self.retries!r}.")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"Unknown sampler={self.sampler!r}; valid: {', '.join(SAMPLERS)}.")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"Unknown objective={self.objective!r}; valid: {', '.join(OBJECTIVES)}."
+            )
+        if self.objective == "replay" and not self.replay_table:
+            raise ValueError("--objective replay needs --replay-table FILE (a CSV of results).")
+        # A plain dict copy, not a read-only proxy: the config is pickled to Ray workers.
+        object.__setattr__(self, "trial", dict(self.trial))
+
+    @property
+    def tracking(self) -> str:
+        return self.tracking_uri or f"sqlite:///{Path(self.root).resolve() / 'mlflow.db'}"
+
+    @property
+    def optuna_storage(self) -> str:
+        return self.storage or f"sqlite:///{Path(self.root).resolve() / 'optuna.db'}"
+
+    @property
+    def ray_storage(self) -> str:
+        return str((Path(self.root) / "ray").resolve())
+
+    @property
+    def cache_dir(self) -> str:
+        return str(self.trial.get("cache_dir") or (Path(self.root) / "cache").resolve())
+
+    @property
+    def space_name(self) -> str:
+        if self.space:
+            return self.space
+        return "fraction_grid" if self.sampler == "grid" else "distill_or_annotate"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["trial"] = dict(self.trial)
+        return out
+
+
+def default_sweep_name(task: str, budget_usd: float, n_seed_labels: int) -> str:
+    return f"{task}-B{budget_usd:g}-N{n_seed_labels}"

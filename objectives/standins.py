@@ -1,0 +1,286 @@
+"""Stand-in objectives: any sweep runs in seconds on a landscape that costs nothing.
+
+Both turn an allocation into (labelled L, unlabelled U) with a linear compute-cost model,
+`compute_usd = a + b * L / 1000 + d * U / 1000` (the paper's poster, fitted per task; see
+`PAPER_COST_MODELS`), then read a score off a landscape:
+- `synthetic_trial`: closed-form saturating curves (a teacher that saturates in L, a student
+  that saturates in L + w * U but never beats its teacher);
+- `replay_trial`: a table of measured results (CSV: labels, unlabelled, compute_usd, score)
+  on an L x U grid, interpolated bilinearly in (log L, log(1 + U)).
+Their results carry both ledgers like the real objective's, with `sweep_spent_usd` = 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from objectives.budget import allocate
+from objectives.trial_config import Report, TrialConfig, TrialResult
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Compute dollars of a distillation run: teacher fine-tune on L, distillation on U."""
+
+    a_usd: float
+    b_usd_per_1k_labelled: float
+    d_usd_per_1k_unlabelled: float
+
+    def teacher_usd(self, n_labelled: int) -> float:
+        return self.a_usd + self.b_usd_per_1k_labelled * n_labelled / 1000
+
+    def affordable_unlabelled(self, compute_usd: float, n_labelled: int) -> int:
+        left = compute_usd - self.teacher_usd(n_labelled)
+        if left < 0:
+            return -1  # the teacher itself is unaffordable
+        return int(left / (self.d_usd_per_1k_unlabelled / 1000) + 1e-9)
+
+    def usd(self, n_labelled: int, n_unlabelled: int) -> float:
+        return self.teacher_usd(n_labelled) + self.d_usd_per_1k_unlabelled * n_unlabelled / 1000
+
+
+# Linear fits to the paper's poster (../shared/docs/paper.md); a is "a few dollars".
+PAPER_COST_MODELS = {
+    "wlp": CostModel(3.0, 15.10, 4.38),
+    "stanceosaurus": CostModel(3.0, 11.51, 2.26),
+    "fever": CostModel(3.0, 4.29, 0.78),
+    "multipit_id": CostModel(3.0, 7.92, 1.24),
+    "multipit_gen": CostModel(3.0, 9.79, 1.60),
+    "nq": CostModel(3.0, 6.19, 0.86),
+}
+DEFAULT_COST_MODEL = PAPER_COST_MODELS["fever"]
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """Saturating curves; scores in [0, 1]."""
+
+    student_max: float = 0.90
+    student_scale: float = 1.6
+    student_exponent: float = 0.35
+    unlabelled_weight: float = 0.3
+    teacher_max: float = 0.95
+    teacher_scale: float = 0.9
+    teacher_exponent: float = 0.5
+    seed_noise: float = 0.004
+
+    def teacher(self, n_labelled: int) -> float:
+        return float(
+            self.teacher_max
+            - self.teacher_scale * float(max(1, n_labelled)) ** -self.teacher_exponent
+        )
+
+    def student(self, n_labelled: int, n_unlabelled: int, seed: int) -> float:
+        effective = max(1.0, n_labelled + self.unlabelled_weight * n_unlabelled)
+        value: float = self.student_max - self.student_scale * effective**-self.student_exponent
+        if n_unlabelled > 0:
+            value = min(value, self.teacher(n_labelled))
+        # Deterministic per seed, like a real trial's variance between seeds.
+        jitter = self.seed_noise * math.sin(12.9898 * (seed + 1) + n_labelled * 0.001)
+        return min(1.0, max(0.0, value + jitter))
+
+
+def _split(cfg: TrialConfig, cost: CostModel, pool: int) -> tuple[int, int, int, str, float]:
+    """(labels bought, labelled, unlabelled, teacher status, compute spent) of a config."""
+    spec = cfg.task_spec()
+    allocation = allocate(
+        spec.name, cfg.budget_usd, cfg.compute_fraction, cfg.prices(spec), cfg.n_seed_labels
+    )
+    n_labelled = allocation.n_labels
+    if allocation.compute_usd == 0:
+        return allocation.n_new_labels, n_labelled, 0, "not_needed", 0.0
+    n_unlabelled = cost.affordable_unlabelled(allocation.compute_usd, n_labelled)
+    if n_unlabelled < 0:
+        return allocation.n_new_labels, n_labelled, 0, "unaffordable", 0.0
+    n_unlabelled = min(n_unlabelled, pool)
+    return (
+        allocation.n_new_labels,
+        n_labelled,
+        n_unlabelled,
+        "finished",
+        cost.usd(n_labelled, n_unlabelled),
+    )
+
+
+def _result(
+    cfg: TrialConfig,
+    score: float,
+    teacher: float | None,
+    status: str,
+    n_labelled: int,
+    n_unlabelled: int,
+    compute_spent: float,
+    metric: str,
+) -> TrialResult:
+    spec = cfg.task_spec()
+    allocation = allocate(
+        spec.name, cfg.budget_usd, cfg.compute_fraction, cfg.prices(spec), cfg.n_seed_labels
+    )
+    return TrialResult(
+        task=spec.name,
+        budget_usd=allocation.budget_usd,
+        compute_fraction=allocation.compute_fraction,
+        seed=cfg.seed,
+        strategy=allocation.strategy,
+        metric=metric,
+        score=score,
+        test_score=None,
+        teacher_score=teacher,
+        teacher_status=status,
+        n_seed_labels=allocation.n_seed_labels,
+        n_new_labels=allocation.n_new_labels,
+        n_labels_used=n_labelled,
+        n_unlabelled=n_unlabelled,
+        annotation_usd=allocation.annotation_usd,
+        compute_usd=allocation.compute_usd,
+        compute_spent_usd=compute_spent,
+        unspent_usd=allocation.unspent_usd + allocation.compute_usd - compute_spent,
+        device_seconds=compute_spent / cfg.usd_per_device_hour * 3600,
+        practitioner_usd=allocation.annotation_usd + compute_spent,
+        sweep_device_seconds=0.0,
+        sweep_spent_usd=0.0,
+        teacher_cache="off",
+        soft_cache="off",
+    )
+
+
+def _report_progress(report: Report, final: float, work_seconds: float, n_reports: int) -> None:
+    """Intermediate scores rising to the final one, as distillation epochs would."""
+    for k in range(1, n_reports + 1):
+        if work_seconds:
+            time.sleep(work_seconds / n_reports)
+        report({"stage": "distill", "epoch": k, "score": final * (0.7 + 0.3 * k / n_reports)})
+
+
+def synthetic_trial(
+    cfg: TrialConfig,
+    report: Report | None = None,
+    landscape: Landscape = Landscape(),
+    cost: CostModel | None = None,
+    pool: int = 100_000,
+    work_seconds: float = 0.0,
+) -> TrialResult:
+    """A closed-form trial; `work_seconds` of sleep stands in for training time."""
+    report = report or (lambda _: None)
+    cost = cost or PAPER_COST_MODELS.get(cfg.task, DEFAULT_COST_MODEL)
+    _, n_labelled, n_unlabelled, status, spent = _split(cfg, cost, pool)
+    score = landscape.student(n_labelled, n_unlabelled, cfg.seed)
+    teacher = landscape.teacher(n_labelled) if status == "finished" else None
+    _report_progress(report, score, work_seconds, cfg.n_reports)
+    result = _result(cfg, score, teacher, status, n_labelled, n_unlabelled, spent, "synthetic")
+    report({"stage": "final", **result.to_dict()})
+    return result
+
+
+@dataclass(frozen=True)
+class ReplayTable:
+    """Measured scores on an L x U grid, and the compute cost model fitted to them."""
+
+    labelled: tuple[int, ...]
+    unlabelled: tuple[int, ...]
+    scores: dict[tuple[int, int], float]
+    cost: CostModel
+
+    @classmethod
+    def from_csv(cls, path: str | Path) -> ReplayTable:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"Replay table {str(path)!r} does not exist; pass a CSV file.")
+        needed = ("labels", "unlabelled", "compute_usd", "score")
+        rows: list[tuple[int, int, float, float]] = []
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in needed if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(
+                    f"{path}: missing column {missing[0]!r}; a replay table needs columns "
+                    f"{', '.join(needed)}."
+                )
+            for line_no, row in enumerate(reader, start=2):
+                try:
+                    rows.append(
+                        (
+                            int(row["labels"]),
+                            int(row["unlabelled"]),
+                            float(row["compute_usd"]),
+                            float(row["score"]),
+                        )
+                    )
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}:{line_no}: expected numbers, got {row!r}.") from None
+        if not rows:
+            raise ValueError(f"{path}: the replay table holds no rows.")
+        labelled = tuple(sorted({r[0] for r in rows}))
+        unlabelled = tuple(sorted({r[1] for r in rows}))
+        scores = {(r[0], r[1]): r[3] for r in rows}
+        for l_ in labelled:
+            for u in unlabelled:
+                if (l_, u) not in scores:
+                    raise ValueError(
+                        f"{path}: the table is not a full grid; labels={l_}, unlabelled={u} "
+                        "is missing."
+                    )
+        return cls(labelled, unlabelled, scores, _fit_cost([r for r in rows if r[1] > 0]))
+
+    def score(self, n_labelled: int, n_unlabelled: int) -> float:
+        """Bilinear in (log L, log(1 + U)), clamped to the table's range."""
+        x0, x1, tx = _bracket(self.labelled, n_labelled, math.log)
+        y0, y1, ty = _bracket(self.unlabelled, n_unlabelled, math.log1p)
+        s = self.scores
+        return (
+            (1 - tx) * (1 - ty) * s[(x0, y0)]
+            + tx * (1 - ty) * s[(x1, y0)]
+            + (1 - tx) * ty * s[(x0, y1)]
+            + tx * ty * s[(x1, y1)]
+        )
+
+
+def _bracket(
+    points: tuple[int, ...], value: int, f: Callable[[float], float]
+) -> tuple[int, int, float]:
+    if value <= points[0]:
+        return points[0], points[0], 0.0
+    if value >= points[-1]:
+        return points[-1], points[-1], 0.0
+    for low, high in itertools.pairwise(points):
+        if low <= value <= high:
+            span = f(max(high, 1)) - f(max(low, 1))
+            return low, high, (f(max(value, 1)) - f(max(low, 1))) / span if span else 0.0
+    raise AssertionError("unreachable")
+
+
+def _fit_cost(rows: list[tuple[int, int, float, float]]) -> CostModel:
+    """Least squares of compute_usd on (1, L/1000, U/1000) over distillation rows."""
+    import numpy as np
+
+    if len(rows) < 3:
+        raise ValueError("A replay table needs at least 3 rows with unlabelled > 0 to fit costs.")
+    x = np.array([[1.0, r[0] / 1000, r[1] / 1000] for r in rows])
+    y = np.array([r[2] for r in rows])
+    a, b, d = np.linalg.lstsq(x, y, rcond=None)[0]
+    return CostModel(max(0.0, float(a)), max(0.0, float(b)), max(1e-9, float(d)))
+
+
+def replay_trial(
+    cfg: TrialConfig,
+    report: Report | None = None,
+    table: ReplayTable | None = None,
+    work_seconds: float = 0.0,
+) -> TrialResult:
+    """A trial read off a measured table (`table` required)."""
+    if table is None:
+        raise ValueError("replay_trial needs a table: --objective replay --replay-table FILE.")
+    report = report or (lambda _: None)
+    pool = max(table.unlabelled)
+    _, n_labelled, n_unlabelled, status, spent = _split(cfg, table.cost, pool)
+    score = table.score(n_labelled, n_unlabelled)
+    _report_progress(report, score, work_seconds, cfg.n_reports)
+    result = _result(cfg, score, None, status, n_labelled, n_unlabelled, spent, "replay")
+    report({"stage": "final", **result.to_dict()})
+    return result

@@ -1,0 +1,61 @@
+"""Search spaces as define-by-run functions over an Optuna-like trial.
+
+A space only calls `suggest_*` on the trial it is given (an Optuna trial, Ray's captor of
+one, or a test double), so this package imports neither Optuna nor Ray. Parameter names
+are the TrialConfig field names: one name from Optuna to Ray's config to MLflow's params.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+
+class TrialLike(Protocol):
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+
+Space = Callable[[TrialLike], dict[str, Any]]
+
+# The paper's grid spacing of compute shares, 0 (annotate only) to 1 (distill only).
+PAPER_FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def distill_or_annotate(trial: TrialLike) -> dict[str, Any]:
+    """The default space: annotate only, or spend a share of the budget on distillation.
+
+    `f == 0` is its own branch because it is the paper's baseline and a continuous
+    suggestion never hits it exactly; the temperature matters only when distilling.
+    """
+    if not trial.suggest_categorical("distill", [False, True]):
+        return {"compute_fraction": 0.0}
+    trial.suggest_float("compute_fraction", 0.02, 1.0)
+    trial.suggest_float("temperature", 1.0, 8.0, log=True)
+    return {}
+
+
+def fraction_only(trial: TrialLike) -> dict[str, Any]:
+    """Only the compute share, continuous in [0, 1]: for random search and simple studies."""
+    trial.suggest_float("compute_fraction", 0.0, 1.0)
+    return {}
+
+
+def fraction_grid(trial: TrialLike) -> dict[str, Any]:
+    """The compute share on the paper's grid (used with a grid sampler)."""
+    trial.suggest_categorical("compute_fraction", list(PAPER_FRACTIONS))
+    return {}
+
+
+SPACES: dict[str, Space] = {
+    "distill_or_annotate": distill_or_annotate,
+    "fraction_only": fraction_only,
+    "fraction_grid": fraction_grid,
+}
+
+
+def get_space(name: str) -> Space:
+    if name not in SPACES:
+        raise ValueError(f"Unknown search space={name!r}; valid: {', '.join(SPACES)}.")
+    return SPACES[name]

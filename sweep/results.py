@@ -1,0 +1,159 @@
+"""Queries over a finished store: the best allocation per task and budget. Reads MLflow
+only; starts no Ray."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sweep.tracking import TAG_BUDGET, TAG_SEED_LABELS, TAG_SWEEP, Tracker
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One finished trial as read back from MLflow."""
+
+    run_id: str
+    sweep: str
+    task: str
+    budget_usd: float
+    n_seed_labels: int
+    compute_fraction: float
+    strategy: str
+    score: float
+    score_std: float
+    n_seeds: int
+    n_new_labels: int
+    n_unlabelled: float
+    device_hours: float
+    practitioner_usd: float
+    sweep_spent_usd: float
+    trial_number: int | None
+    start_time_ms: int
+
+
+@dataclass(frozen=True)
+class BestAllocation:
+    task: str
+    budget_usd: float
+    n_seed_labels: int
+    compute_fraction: float
+    strategy: str
+    n_new_labels: int
+    n_unlabelled: float
+    device_hours: float
+    practitioner_usd: float
+    score: float
+    score_std: float
+    n_seeds: int
+    n_trials: int
+    run_id: str
+    sweep: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row(run: Any) -> TrialRow:
+    m, p, t = run.data.metrics, run.data.params, run.data.tags
+    number = t.get("optuna.trial_number")
+    return TrialRow(
+        run_id=run.info.run_id,
+        sweep=t.get(TAG_SWEEP, ""),
+        task=t.get("doa.task", ""),
+        budget_usd=float(t.get(TAG_BUDGET, "nan")),
+        n_seed_labels=int(t.get(TAG_SEED_LABELS, 0)),
+        compute_fraction=float(p.get("compute_fraction", m.get("compute_fraction", 0.0))),
+        strategy=t.get("strategy", ""),
+        score=float(m["score"]),
+        score_std=float(m.get("score_std", 0.0)),
+        n_seeds=int(m.get("n_seeds", 1)),
+        n_new_labels=int(m.get("n_new_labels", 0)),
+        n_unlabelled=float(m.get("n_unlabelled", 0.0)),
+        device_hours=float(m.get("device_hours", 0.0)),
+        practitioner_usd=float(m.get("practitioner_usd", 0.0)),
+        sweep_spent_usd=float(m.get("sweep_spent_usd", 0.0)),
+        trial_number=int(number) if number not in (None, "") else None,
+        start_time_ms=int(run.info.start_time or 0),
+    )
+
+
+def finished_trials(
+    tracker: Tracker, task: str | None = None, sweep: str | None = None
+) -> list[TrialRow]:
+    """Finished trials with a score; failed, killed and running ones are left out."""
+    rows = [
+        _row(r) for r in tracker.trial_runs(task=task, sweep=sweep) if "score" in r.data.metrics
+    ]
+    return sorted(rows, key=lambda r: (r.task, r.budget_usd, r.start_time_ms))
+
+
+def best_allocations(
+    tracker: Tracker, task: str | None = None, budget_usd: float | None = None
+) -> list[BestAllocation]:
+    """Per (task, budget, seed labels): the best finished trial and how many stand behind it."""
+    groups: dict[tuple[str, float, int], list[TrialRow]] = defaultdict(list)
+    for row in finished_trials(tracker, task):
+        if budget_usd is None or abs(row.budget_usd - budget_usd) < 1e-9:
+            groups[(row.task, row.budget_usd, row.n_seed_labels)].append(row)
+    out = []
+    for (task_name, budget, seeds), rows in sorted(groups.items()):
+        best = max(rows, key=lambda r: (r.score, -r.practitioner_usd))
+        out.append(
+            BestAllocation(
+                task=task_name,
+                budget_usd=budget,
+                n_seed_labels=seeds,
+                compute_fraction=best.compute_fraction,
+                strategy=best.strategy,
+                n_new_labels=best.n_new_labels,
+                n_unlabelled=best.n_unlabelled,
+                device_hours=best.device_hours,
+                practitioner_usd=best.practitioner_usd,
+                score=best.score,
+                score_std=best.score_std,
+                n_seeds=best.n_seeds,
+                n_trials=len(rows),
+                run_id=best.run_id,
+                sweep=best.sweep,
+            )
+        )
+    return out
+
+
+def format_best(rows: list[BestAllocation]) -> str:
+    header = (
+        "task",
+        "budget",
+        "seed",
+        "best f",
+        "strategy",
+        "labels bought",
+        "unlabelled",
+        "device-h",
+        "score (± over seeds)",
+        "trials",
+        "run id",
+    )
+    table = [
+        (
+            r.task,
+            f"${r.budget_usd:g}",
+            str(r.n_seed_labels),
+            f"{r.compute_fraction:.3f}",
+            r.strategy,
+            str(r.n_new_labels),
+            f"{r.n_unlabelled:.0f}",
+            f"{r.device_hours:.4f}",
+            f"{r.score:.4f} ± {r.score_std:.4f} (n={r.n_seeds})",
+            str(r.n_trials),
+            r.run_id,
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in (header, *table)) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *table)
+    )

@@ -1,0 +1,601 @@
+"""Ray Tune runs the trials, Optuna decides, MLflow records: the sweep driver.
+
+A sweep is a loop of Tune rounds over one persistent Optuna study: each round asks for the
+trials still missing, so failed trials are replaced and the study ends with exactly the
+requested number of finished trials, and a resumed sweep (a new driver on the same study)
+repeats nothing that finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TextIO
+
+from objectives.budget import Budget, allocate
+from objectives.tasks import TaskSpec
+from objectives.trial_config import Report, TrialConfig, TrialResult, trial_config
+from search_spaces import get_space
+from search_spaces.spaces import PAPER_FRACTIONS
+from sweep.config import SweepConfig
+
+logger = logging.getLogger(__name__)
+
+Objective = Callable[[TrialConfig, Report | None], TrialResult]
+
+# Sampled names: the Optuna parameter name is the Ray config key is the MLflow param name.
+SAMPLED = ("compute_fraction", "temperature", "distill")
+RAY_TMP = "/tmp/doa-ray"  # short: Ray's unix sockets break on paths over ~107 bytes
+
+
+# --- validation before anything is written ---------------------------------------------
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _check_writable(uri: str, what: str) -> None:
+    path = _sqlite_path(uri) or (Path(uri) if "://" not in uri else None)
+    if path is None:
+        return
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"{what} {uri!r} is not writable; choose a folder you can write to.")
+
+
+def _task_spec(cfg: SweepConfig) -> TaskSpec:
+    return trial_config(_trial_fields(cfg, 0.0, 0), cfg.preset).task_spec()
+
+
+def _trial_fields(cfg: SweepConfig, fraction: float, seed: int) -> dict[str, Any]:
+    return {
+        **cfg.trial,
+        "task": cfg.task,
+        "budget_usd": cfg.budget_usd,
+        "n_seed_labels": cfg.n_seed_labels,
+        "compute_fraction": fraction,
+        "seed": seed,
+        "cache_dir": cfg.cache_dir,
+    }
+
+
+def validate(cfg: SweepConfig) -> None:
+    """Everything that can be checked before a file is written, with one clear error."""
+    from cluster import check_reachable, ray_address
+
+    Budget(cfg.budget_usd)
+    base = trial_config(_trial_fields(cfg, 0.0, 0), cfg.preset)
+    spec = base.task_spec()
+    annotate = allocate(spec.name, cfg.budget_usd, 0.0, base.prices(spec), cfg.n_seed_labels)
+    if annotate.n_new_labels == 0:
+        raise ValueError(
+            f"budget_usd={cfg.budget_usd:g} buys no label at ${annotate.usd_per_label:g} per "
+            f"label for {spec.name!r}; a sweep needs a budget of at least one label."
+        )
+    if cfg.objective == "real":
+        from objectives.data import load_task_data
+
+        data = load_task_data(spec, base.data_dir)
+        if cfg.n_seed_labels > len(data.train):
+            raise ValueError(
+                f"`seed labels <= train pool size` must hold, but got --seed-labels "
+                f"{cfg.n_seed_labels} for {spec.name!r}, whose pool has {len(data.train)} rows."
+            )
+    if cfg.objective == "replay":
+        from objectives.standins import ReplayTable
+
+        ReplayTable.from_csv(str(cfg.replay_table))
+    get_space(cfg.space_name)
+    _check_writable(cfg.tracking, "--tracking-uri")
+    _check_writable(cfg.optuna_storage, "--storage")
+    _check_writable(str(Path(cfg.root).resolve() / "x"), "--root")
+    check_reachable(ray_address(cfg.address))
+
+
+# --- objective, sampler, space ----------------------------------------------------------
+
+
+def objective_for(cfg: SweepConfig) -> Objective:
+    if cfg.objective == "synthetic":
+        from objectives.standins import synthetic_trial
+
+        return synthetic_trial
+    if cfg.objective == "replay":
+        from objectives.standins import ReplayTable, replay_trial
+
+        return partial(replay_trial, table=ReplayTable.from_csv(str(cfg.replay_table)))
+    from objectives.distill_or_annotate import run_trial
+
+    return run_trial
+
+
+def make_sampler(cfg: SweepConfig, n_existing_trials: int) -> Any:
+    """The sampler, seeded past the trials already in the study: a resumed sweep does not
+    replay the startup configurations it already tried."""
+    import optuna
+
+    seed = cfg.sampler_seed + n_existing_trials
+    startup = max(3, min(10, cfg.n_trials // 3))
+    if cfg.sampler == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=max(0, startup - n_existing_trials),
+            multivariate=True,
+            group=True,  # the space is conditional (temperature only when distilling)
+            constant_liar=True,  # concurrent trials do not all ask for the same point
+        )
+    if cfg.sampler == "gp":
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=max(0, startup - n_existing_trials)
+        )
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.GridSampler({"compute_fraction": list(PAPER_FRACTIONS)}, seed=seed)
+
+
+class NumberedSpace:
+    """The chosen space plus the Optuna trial number in the config (a picklable callable,
+    since Tune checkpoints its searcher with pickle)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        return {**get_space(self.name)(trial), "optuna_trial_number": trial.number}
+
+
+# --- the trainable --------------------------------------------------------------------
+
+
+def summarize(results: list[TrialResult]) -> dict[str, Any]:
+    """One trial's metrics over its seeds: mean score and spread; the practitioner ledger
+    is one allocation's cost (the mean), the sweep ledger adds every seed's real spend."""
+    scores = [r.score for r in results]
+    first = results[0]
+    mean = statistics.fmean
+
+    def optional_mean(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return mean(present) if present else None
+
+    return {
+        "score": mean(scores),
+        "score_std": statistics.pstdev(scores) if len(scores) > 1 else 0.0,
+        "n_seeds": len(scores),
+        "test_score": optional_mean([r.test_score for r in results]),
+        "teacher_score": optional_mean([r.teacher_score for r in results]),
+        "metric": first.metric,
+        "strategy": first.strategy,
+        "teacher_status": first.teacher_status,
+        "compute_fraction": first.compute_fraction,
+        "n_new_labels": first.n_new_labels,
+        "n_labels_used": first.n_labels_used,
+        "n_unlabelled": mean([r.n_unlabelled for r in results]),
+        "annotation_usd": first.annotation_usd,
+        "compute_usd": first.compute_usd,
+        "compute_spent_usd": mean([r.compute_spent_usd for r in results]),
+        "device_hours": mean([r.device_seconds for r in results]) / 3600,
+        "practitioner_usd": mean([r.practitioner_usd for r in results]),
+        "sweep_device_seconds": sum(r.sweep_device_seconds for r in results),
+        "sweep_spent_usd": sum(r.sweep_spent_usd for r in results),
+        "teacher_cache": ",".join(sorted({r.teacher_cache for r in results})),
+        "soft_cache": ",".join(sorted({r.soft_cache for r in results})),
+    }
+
+
+def make_trainable(
+    cfg: SweepConfig, objective: Objective, experiment_id: str, parent_run_id: str
+) -> Callable[[dict[str, Any]], None]:
+    """The function Ray runs for each trial (in any worker process)."""
+
+    def trainable(config: dict[str, Any]) -> None:
+        import ray
+        from ray import tune
+
+        from sweep.tracking import (
+            TAG_BUDGET,
+            TAG_SEED_LABELS,
+            TAG_SWEEP,
+            TAG_TRIAL_NUMBER,
+            Tracker,
+            run_name,
+        )
+
+        fraction = float(config["compute_fraction"])
+        sampled = {k: config[k] for k in SAMPLED if k in config}
+        seeds = list(range(cfg.seeds))
+        tracker = Tracker(cfg.tracking)
+        context = ray.get_runtime_context()
+        run_id = tracker.start_trial_run(
+            cfg.task,
+            experiment_id,
+            parent_run_id,
+            run_name(cfg.task, cfg.budget_usd, fraction, seeds),
+            params={**sampled, "seeds": len(seeds)},
+            tags={
+                TAG_SWEEP: cfg.name,
+                TAG_BUDGET: f"{cfg.budget_usd:g}",
+                TAG_SEED_LABELS: cfg.n_seed_labels,
+                TAG_TRIAL_NUMBER: config.get("optuna_trial_number", ""),
+                "ray.trial_id": tune.get_context().get_trial_id(),
+                "ray.node_id": context.get_node_id(),
+                "ray.node_ip": ray.util.get_node_ip_address(),  # type: ignore[no-untyped-call]
+            },
+        )
+        try:
+            results = []
+            for seed in seeds:
+                fields = {**_trial_fields(cfg, fraction, seed), **sampled}
+                fields.pop("distill", None)
+                if "n_threads" not in fields:
+                    fields["n_threads"] = max(1, int(cfg.cpus_per_trial))
+                result = objective(trial_config(fields, cfg.preset), _intermediate)
+                tracker.log(run_id, metrics={"seed_score": result.score}, step=seed)
+                results.append(result)
+            summary = summarize(results)
+            numeric = {k: v for k, v in summary.items() if isinstance(v, int | float)}
+            text = {k: v for k, v in summary.items() if isinstance(v, str)}
+            tracker.log(run_id, metrics=numeric, tags=text)
+            tracker.end(run_id)
+        except BaseException as exc:
+            tracker.fail(run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        tune.report({**summary, "stage": "final", "mlflow_run_id": run_id})
+
+    return trainable
+
+
+def _intermediate(metrics: dict[str, Any]) -> None:
+    """Forward distillation progress to Tune (for ASHA and Optuna's intermediate values)."""
+    if metrics.get("stage") == "final":
+        return
+    from ray import tune
+
+    tune.report({"score": float(metrics["score"]), "stage": str(metrics.get("stage"))})
+
+
+# --- progress -------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    done: int = 0
+    failed: int = 0
+    best: float | None = None
+    best_fraction: float | None = None
+    simulated_usd: float = 0.0
+    spent_usd: float = 0.0
+
+
+def _progress_callback(total: int, study: Any, out: TextIO) -> Any:
+    from ray.tune import Callback
+
+    class Progress(Callback):
+        def __init__(self) -> None:
+            import optuna
+
+            done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            self.tally = Tally(done=len(done))
+            if done:
+                best = max(done, key=lambda t: t.value)
+                self.tally.best = best.value
+                self.tally.best_fraction = best.params.get("compute_fraction", 0.0)
+            self.running: set[str] = set()
+
+        def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+            self.running.add(trial.trial_id)
+
+        def on_trial_complete(
+            self, iteration: int, trials: list[Any], trial: Any, **_: Any
+        ) -> None:
+            self.running.discard(trial.trial_id)
+            result = trial.last_result or {}
+            if result.get("stage") != "final":
+                return
+            t = self.tally
+            t.done += 1
+            t.simulated_usd += float(result.get("practitioner_usd", 0.0))
+            t.spent_usd += float(result.get("sweep_spent_usd", 0.0))
+            if t.best is None or result["score"] > t.best:
+                t.best, t.best_fraction = float(result["score"]), result["compute_fraction"]
+            self._line(f"trial f={result['compute_fraction']:.2f} score={result['score']:.4f}")
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+            self.running.discard(trial.trial_id)
+            self.tally.failed += 1
+            self._line(f"trial {trial.trial_id} FAILED")
+
+        def _line(self, event: str) -> None:
+            t = self.tally
+            best = "-" if t.best is None else f"{t.best:.4f} at f={t.best_fraction:.2f}"
+            print(
+                f"[{t.done}/{total} done, {len(self.running)} running, {t.failed} failed] "
+                f"{event}; best {best}; simulated ${t.simulated_usd:.2f}, "
+                f"really spent ${t.spent_usd:.4f}",
+                file=out,
+                flush=True,
+            )
+
+    return Progress()
+
+
+# --- the driver -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    name: str
+    task: str
+    budget_usd: float
+    n_finished: int
+    n_failed: int
+    best_score: float | None
+    best_params: Mapping[str, Any]
+    parent_run_id: str
+    tracking_uri: str
+
+
+def _quiet() -> None:
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def _init_ray(address: str | None) -> bool:
+    """Join `address`, or start an embedded Ray; True when this driver started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    common: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.ERROR,
+        "configure_logging": True,
+    }
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(num_cpus=os.cpu_count() or 1, _temp_dir=RAY_TMP, **common)
+    return True
+
+
+def _resources(cfg: SweepConfig) -> Any:
+    from ray.tune import PlacementGroupFactory
+
+    from cluster import ClusterProfile, resources_for
+
+    profile = ClusterProfile(
+        cfg.cpus_per_trial,
+        cfg.teacher_gpus,
+        cfg.student_gpus,
+        cfg.teacher_node_resource,
+        cfg.student_node_resource,
+    )
+    return profile, lambda config: PlacementGroupFactory(
+        [resources_for(config, profile).as_ray_dict()]
+    )
+
+
+def _check_cluster_fits(profile: Any) -> None:
+    import ray
+
+    from cluster import check_feasible, resources_for
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    for kind, fraction in (("a distillation trial", 1.0), ("an annotation-only trial", 0.0)):
+        check_feasible(resources_for({"compute_fraction": fraction}, profile), nodes, kind)
+
+
+def optuna_storage(uri: str) -> Any:
+    """An RDB URL (sqlite:///, postgresql://, mysql://) or a journal file path (for clusters
+    whose shared file system does not lock SQLite well)."""
+    import optuna
+
+    if uri.startswith(("sqlite:", "postgresql", "mysql")):
+        return optuna.storages.RDBStorage(
+            uri,
+            engine_kwargs={"connect_args": {"timeout": 60}} if uri.startswith("sqlite") else None,
+        )
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(uri))
+
+
+def _study_state(cfg: SweepConfig) -> tuple[Any, int]:
+    """The study (created if new) and its number of finished trials."""
+    import optuna
+
+    study = optuna.create_study(
+        storage=optuna_storage(cfg.optuna_storage),
+        study_name=cfg.name,
+        direction="maximize",
+        load_if_exists=True,
+    )
+    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    return study, complete
+
+
+def _existing_study(cfg: SweepConfig) -> bool:
+    import optuna
+
+    path = _sqlite_path(cfg.optuna_storage)
+    if path is not None and not path.exists():
+        return False
+    if path is None and "://" not in cfg.optuna_storage and not Path(cfg.optuna_storage).exists():
+        return False
+    try:
+        optuna.load_study(study_name=cfg.name, storage=optuna_storage(cfg.optuna_storage))
+    except KeyError:
+        return False
+    return True
+
+
+def stored_config(name: str, storage: str) -> dict[str, Any] | None:
+    """The config a sweep was started with (None when there is no such sweep)."""
+    import optuna
+
+    probe = SweepConfig(
+        name=name, task="-", budget_usd=1, n_seed_labels=0, n_trials=1, storage=storage
+    )
+    if not _existing_study(probe):
+        return None
+    study = optuna.load_study(study_name=name, storage=optuna_storage(storage))
+    stored = study.user_attrs.get("sweep_config")
+    return dict(stored) if isinstance(stored, dict) else None
+
+
+def _recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
+    """Trials a dead driver left RUNNING: COMPLETE if their MLflow run finished (the result
+    exists, only Optuna was not told), else FAIL. Returns how many were recovered."""
+    import optuna
+
+    from sweep.tracking import TAG_TRIAL_NUMBER
+
+    finished = {
+        str(r.data.tags.get(TAG_TRIAL_NUMBER)): r
+        for r in tracker.trial_runs(task=cfg.task, sweep=cfg.name)
+    }
+    recovered = 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        run = finished.get(str(trial.number))
+        if run is not None and "score" in run.data.metrics:
+            study.tell(trial.number, run.data.metrics["score"])
+            recovered += 1
+        else:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return recovered
+
+
+def run_sweep(cfg: SweepConfig, resume: bool = False, out: TextIO = sys.stdout) -> SweepSummary:
+    """Run (or resume) a sweep until `cfg.n_trials` trials have finished."""
+    validate(cfg)
+    existing = _existing_study(cfg)
+    if resume and not existing:
+        raise ValueError(
+            f"--resume: no sweep named {cfg.name!r} in {cfg.optuna_storage}; "
+            "drop --resume to start it, or check --name and --storage."
+        )
+    if existing and not resume:
+        raise ValueError(
+            f"A sweep named {cfg.name!r} already exists in {cfg.optuna_storage}; pass --resume "
+            "to continue it, or choose another --name."
+        )
+    _quiet()
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from cluster import ray_address
+    from sweep.tracking import Tracker
+
+    Path(cfg.root).mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(cfg.tracking)
+    experiment_id = tracker.experiment_id(cfg.task)
+    parent = tracker.find_sweep_run(cfg.task, cfg.name) if resume else None
+    if parent is not None:
+        tracker.client.update_run(parent, "RUNNING")
+    parent = parent or tracker.start_sweep_run(cfg.task, cfg.name, cfg.to_dict())
+    study, complete = _study_state(cfg)
+    if not resume:
+        study.set_user_attr("sweep_config", cfg.to_dict())
+    if resume:
+        killed = tracker.close_stale_runs(parent, cfg.task)
+        recovered = _recover_stale_trials(study, tracker, cfg)
+        study, complete = _study_state(cfg)
+        print(
+            f"resuming {cfg.name}: {complete} finished trials kept ({recovered} recovered), "
+            f"{killed} interrupted runs closed",
+            file=out,
+        )
+    started_ray = _init_ray(ray_address(cfg.address))
+    try:
+        profile, resources = _resources(cfg)
+        _check_cluster_fits(profile)
+        objective = objective_for(cfg)
+        trainable = tune.with_resources(
+            make_trainable(cfg, objective, experiment_id, parent), resources
+        )
+        storage = optuna_storage(cfg.optuna_storage)
+        failed = 0
+        for round_no in range(1 + cfg.n_trials + cfg.retries * cfg.n_trials):
+            missing = cfg.n_trials - complete
+            if missing <= 0:
+                break
+            searcher = OptunaSearch(
+                space=NumberedSpace(cfg.space_name),
+                metric="score",
+                mode="max",
+                sampler=make_sampler(cfg, len(study.trials)),
+                study_name=cfg.name,
+                storage=storage,
+            )
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=ConcurrencyLimiter(searcher, max_concurrent=cfg.concurrency),
+                    num_samples=missing,
+                    metric="score",
+                    mode="max",
+                    reuse_actors=True,
+                    scheduler=ASHAScheduler(grace_period=2, reduction_factor=3)
+                    if cfg.asha
+                    else None,
+                ),
+                run_config=tune.RunConfig(
+                    name=f"{cfg.name}-round{len(study.trials)}",
+                    storage_path=cfg.ray_storage,
+                    failure_config=tune.FailureConfig(max_failures=cfg.retries),
+                    verbose=0,
+                    callbacks=[_progress_callback(cfg.n_trials, study, out)],
+                ),
+            )
+            grid = tuner.fit()
+            failed += sum(1 for i in range(len(grid)) if grid[i].error is not None)
+            tracker.close_stale_runs(parent, cfg.task)  # e.g. trials ASHA stopped early
+            study, complete = _study_state(cfg)
+            logger.info("round %d: %d of %d trials finished", round_no, complete, cfg.n_trials)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    best = study.best_trial if complete else None
+    tracker.log(parent, metrics={"n_finished": complete, "n_failed": failed})
+    if best is not None:
+        tracker.log(
+            parent,
+            metrics={"best_score": best.value},
+            params={f"best.{k}": str(v) for k, v in best.params.items()},
+        )
+    tracker.end(parent)
+    return SweepSummary(
+        cfg.name,
+        cfg.task,
+        cfg.budget_usd,
+        complete,
+        failed,
+        None if best is None else best.value,
+        {} if best is None else dict(best.params),
+        parent,
+        cfg.tracking,
+    )
