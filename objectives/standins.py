@@ -39,7 +39,10 @@ class CostModel:
         left = compute_usd - self.teacher_usd(n_labelled)
         if left < 0:
             return -1  # the teacher itself is unaffordable
-        return int(left / (self.d_usd_per_1k_unlabelled / 1000) + 1e-9)
+        n = int(left / (self.d_usd_per_1k_unlabelled / 1000))
+        while n > 0 and self.usd(n_labelled, n) > compute_usd:  # float rounding at the edge
+            n -= 1
+        return n
 
     def usd(self, n_labelled: int, n_unlabelled: int) -> float:
         return self.teacher_usd(n_labelled) + self.d_usd_per_1k_unlabelled * n_unlabelled / 1000

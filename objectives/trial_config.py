@@ -146,7 +146,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
         "teacher_epochs": 6,
         "student_epochs": 10,
         "distill_epochs": 3,
-        "teacher_lr": 1.5e-4,
+        "teacher_lr": 6e-4,
         "student_lr": 1e-3,
         "batch_size": 16,
         "max_unlabelled": 640,

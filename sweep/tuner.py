@@ -48,8 +48,15 @@ def _check_writable(uri: str, what: str) -> None:
     folder = path.parent
     while not folder.exists():
         folder = folder.parent
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ValueError(f"{what} {uri!r} is not writable; choose a folder you can write to.")
+    if (
+        not folder.is_dir()
+        or not os.access(folder, os.W_OK)
+        or (path.exists() and not os.access(path, os.W_OK))
+    ):
+        raise ValueError(
+            f"{what} {uri!r} is not writable ({folder} is not a writable folder); choose a "
+            "folder you can write to."
+        )
 
 
 def _task_spec(cfg: SweepConfig) -> TaskSpec:
@@ -276,7 +283,16 @@ class Tally:
     spent_usd: float = 0.0
 
 
-def _progress_callback(total: int, study: Any, out: TextIO) -> Any:
+# Where progress lines go. A module global, not a callback attribute: Tune pickles its
+# callbacks into the experiment checkpoint, and a stream (e.g. pytest's) does not pickle.
+_progress_out: TextIO | None = None
+
+
+def _emit(line: str) -> None:
+    print(line, file=_progress_out or sys.stdout, flush=True)
+
+
+def _progress_callback(total: int, study: Any) -> Any:
     from ray.tune import Callback
 
     class Progress(Callback):
@@ -317,12 +333,10 @@ def _progress_callback(total: int, study: Any, out: TextIO) -> Any:
         def _line(self, event: str) -> None:
             t = self.tally
             best = "-" if t.best is None else f"{t.best:.4f} at f={t.best_fraction:.2f}"
-            print(
+            _emit(
                 f"[{t.done}/{total} done, {len(self.running)} running, {t.failed} failed] "
                 f"{event}; best {best}; simulated ${t.simulated_usd:.2f}, "
-                f"really spent ${t.spent_usd:.4f}",
-                file=out,
-                flush=True,
+                f"really spent ${t.spent_usd:.4f}"
             )
 
     return Progress()
@@ -485,8 +499,18 @@ def _recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
     return recovered
 
 
-def run_sweep(cfg: SweepConfig, resume: bool = False, out: TextIO = sys.stdout) -> SweepSummary:
-    """Run (or resume) a sweep until `cfg.n_trials` trials have finished."""
+def run_sweep(
+    cfg: SweepConfig,
+    resume: bool = False,
+    out: TextIO | None = None,
+    objective: Objective | None = None,
+) -> SweepSummary:
+    """Run (or resume) a sweep until `cfg.n_trials` trials have finished.
+
+    `objective` replaces the one `cfg.objective` names (a seam for tests and custom code);
+    progress lines go to `out` (standard output by default).
+    """
+    out = out or sys.stdout
     validate(cfg)
     existing = _existing_study(cfg)
     if resume and not existing:
@@ -527,11 +551,13 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, out: TextIO = sys.stdout) 
             f"{killed} interrupted runs closed",
             file=out,
         )
+    global _progress_out
+    _progress_out = out
     started_ray = _init_ray(ray_address(cfg.address))
     try:
         profile, resources = _resources(cfg)
         _check_cluster_fits(profile)
-        objective = objective_for(cfg)
+        objective = objective or objective_for(cfg)
         trainable = tune.with_resources(
             make_trainable(cfg, objective, experiment_id, parent), resources
         )
@@ -566,7 +592,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, out: TextIO = sys.stdout) 
                     storage_path=cfg.ray_storage,
                     failure_config=tune.FailureConfig(max_failures=cfg.retries),
                     verbose=0,
-                    callbacks=[_progress_callback(cfg.n_trials, study, out)],
+                    callbacks=[_progress_callback(cfg.n_trials, study)],
                 ),
             )
             grid = tuner.fit()
@@ -582,10 +608,11 @@ def run_sweep(cfg: SweepConfig, resume: bool = False, out: TextIO = sys.stdout) 
     best = study.best_trial if complete else None
     tracker.log(parent, metrics={"n_finished": complete, "n_failed": failed})
     if best is not None:
+        # Tags, not params: a resumed sweep may find a better trial, and params are immutable.
         tracker.log(
             parent,
             metrics={"best_score": best.value},
-            params={f"best.{k}": str(v) for k, v in best.params.items()},
+            tags={f"best.{k}": v for k, v in best.params.items()},
         )
     tracker.end(parent)
     return SweepSummary(

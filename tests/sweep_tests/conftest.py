@@ -1,0 +1,43 @@
+"""A Ray session shared by the sweep tests (start-up is 2-4 s), with a short temp dir."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sweep.config import SweepConfig
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    import ray
+
+    from sweep.tuner import RAY_TMP, _quiet
+
+    _quiet()
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=RAY_TMP,
+        logging_level="ERROR",
+    )
+    yield
+    ray.shutdown()
+
+
+def synthetic_config(root: Path, **overrides: Any) -> SweepConfig:
+    fields: dict[str, Any] = {
+        "name": "syn",
+        "task": "fever",
+        "budget_usd": 300.0,
+        "n_seed_labels": 1000,
+        "n_trials": 5,
+        "objective": "synthetic",
+        "root": str(root),
+        **overrides,
+    }
+    return SweepConfig(**fields)

@@ -1,0 +1,136 @@
+"""Real sweeps through real Ray Tune, a persistent Optuna study and an MLflow SQLite store."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import optuna
+import pytest
+
+from objectives.standins import synthetic_trial
+from objectives.trial_config import TrialConfig, TrialResult
+from sweep.results import best_allocations, finished_trials
+from sweep.tracking import TAG_FAILURE, TAG_TRIAL_NUMBER, Tracker
+from sweep.tuner import run_sweep
+from tests.sweep_tests.conftest import synthetic_config
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+cloudpickle.register_pickle_by_value(__import__(__name__))
+
+
+def _study(cfg: Any) -> optuna.Study:
+    return optuna.load_study(study_name=cfg.name, storage=cfg.optuna_storage)
+
+
+def _states(cfg: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in _study(cfg).trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+def test_a_sweep_records_every_trial_in_optuna_and_mlflow(tmp_path: Path) -> None:
+    cfg = synthetic_config(tmp_path, seeds=2)
+    out = io.StringIO()
+    summary = run_sweep(cfg, out=out)
+    assert summary.n_finished == 5 and summary.n_failed == 0
+    assert _states(cfg) == {"COMPLETE": 5}
+    tracker = Tracker(cfg.tracking)
+    runs = tracker.trial_runs(task="fever", sweep="syn")
+    assert len(runs) == 5
+    numbers = sorted(int(r.data.tags[TAG_TRIAL_NUMBER]) for r in runs)
+    assert numbers == [0, 1, 2, 3, 4]
+    study = _study(cfg)
+    for run in runs:
+        name = run.data.tags["mlflow.runName"]
+        assert re.fullmatch(r"fever/B=300/f=\d\.\d\d/seeds=2", name), name
+        assert run.data.tags["mlflow.parentRunId"] == summary.parent_run_id
+        trial = study.trials[int(run.data.tags[TAG_TRIAL_NUMBER])]
+        # One name end to end: Optuna's params are MLflow's params.
+        for key, value in trial.params.items():
+            assert run.data.params[key] == str(value).lower() if isinstance(value, bool) else True
+            assert key in run.data.params
+        assert trial.value == pytest.approx(run.data.metrics["score"])
+        for ledger in ("practitioner_usd", "sweep_spent_usd", "annotation_usd", "compute_usd"):
+            assert ledger in run.data.metrics
+        assert run.data.metrics["practitioner_usd"] <= 300 + 1e-9
+        assert run.data.tags["strategy"] in ("annotate", "mixed", "distill")
+        assert run.data.metrics["n_seeds"] == 2
+    parent = tracker.client.get_run(summary.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.params["budget_usd"] == "300.0"
+    assert "5/5 done" in out.getvalue()
+
+
+def test_resume_continues_the_study_without_repeats(tmp_path: Path) -> None:
+    first = synthetic_config(tmp_path, n_trials=3)
+    run_sweep(first)
+    before = [t.params for t in _study(first).trials]
+    more = synthetic_config(tmp_path, n_trials=6)
+    summary = run_sweep(more, resume=True)
+    assert summary.n_finished == 6 and _states(more) == {"COMPLETE": 6}
+    after = [t.params for t in _study(more).trials]
+    assert after[:3] == before
+    # Startup points are not replayed: no distillation point of the first run comes again.
+    assert all(p not in before for p in after[3:] if p.get("distill"))
+    runs = Tracker(more.tracking).trial_runs(task="fever", sweep="syn")
+    assert len(runs) == 6
+    assert len({r.data.tags[TAG_TRIAL_NUMBER] for r in runs}) == 6
+
+
+def test_resume_and_name_mistakes_write_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no sweep named 'syn'"):
+        run_sweep(synthetic_config(tmp_path), resume=True)
+    assert not (tmp_path / "mlflow.db").exists()
+    run_sweep(synthetic_config(tmp_path, n_trials=1))
+    with pytest.raises(ValueError, match="already exists.*--resume"):
+        run_sweep(synthetic_config(tmp_path, n_trials=1))
+
+
+def flaky(cfg: TrialConfig, report: Any = None) -> TrialResult:
+    """Fails on every distillation share above one half, as a crashing trial would."""
+    if cfg.compute_fraction > 0.5:
+        raise RuntimeError(f"boom at f={cfg.compute_fraction:.2f}")
+    return synthetic_trial(cfg, report)
+
+
+def test_crashed_trials_are_failed_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    cfg = synthetic_config(
+        tmp_path, n_trials=4, sampler="random", space="fraction_only", sampler_seed=3
+    )
+    summary = run_sweep(cfg, objective=flaky)
+    states = _states(cfg)
+    assert summary.n_finished == 4 and states["COMPLETE"] == 4
+    assert states.get("FAIL", 0) == summary.n_failed >= 1
+    tracker = Tracker(cfg.tracking)
+    failed = tracker.trial_runs(task="fever", sweep="syn", status="FAILED")
+    assert len(failed) == summary.n_failed
+    assert all("RuntimeError: boom" in r.data.tags[TAG_FAILURE] for r in failed)
+    assert not tracker.trial_runs(task="fever", sweep="syn", status="RUNNING")
+    rows = best_allocations(tracker, "fever")
+    assert rows[0].compute_fraction <= 0.5 and rows[0].n_trials == 4  # failures ignored
+
+
+def test_grid_sampler_walks_the_paper_fractions(tmp_path: Path) -> None:
+    cfg = synthetic_config(tmp_path, n_trials=11, sampler="grid", concurrency=2)
+    run_sweep(cfg)
+    fractions = sorted(r.compute_fraction for r in finished_trials(Tracker(cfg.tracking)))
+    assert fractions == pytest.approx([i / 10 for i in range(11)])
+
+
+def test_replay_objective(tmp_path: Path) -> None:
+    table = tmp_path / "table.csv"
+    lines = ["labels,unlabelled,compute_usd,score"]
+    for labels in (100, 1000, 5000):
+        for unlabelled in (0, 10000, 100000):
+            cost = 3 + 4.29 * labels / 1000 + 0.78 * unlabelled / 1000 if unlabelled else 0
+            score = 0.6 + 0.05 * (labels > 100) + 0.05 * (labels > 1000) + 0.04 * (unlabelled > 0)
+            lines.append(f"{labels},{unlabelled},{cost},{score}")
+    table.write_text("\n".join(lines) + "\n")
+    cfg = synthetic_config(tmp_path, objective="replay", replay_table=str(table), n_trials=4)
+    summary = run_sweep(cfg)
+    assert summary.n_finished == 4 and summary.best_score is not None
+    assert 0.6 <= summary.best_score <= 0.74
