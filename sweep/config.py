@@ -166,6 +166,7 @@ class SweepConfig:
     asha: bool = False
     objective: str = "real"
     replay_table: str | None = None
+    standin_work_seconds: float = 0.0  # sleep per stand-in trial, to emulate training time
     address: str | None = None
     root: str = DEFAULT_ROOT
     tracking_uri: str | None = None

@@ -17,7 +17,7 @@ DEMO_USD_PER_DEVICE_HOUR = 75.0
 DEMO_NAME = "demo-bbc_news"
 
 
-def demo_config(root: str = "runs", n_trials: int = 8) -> SweepConfig:
+def demo_config(root: str = "runs", n_trials: int = 6) -> SweepConfig:
     return SweepConfig(
         name=DEMO_NAME,
         task="bbc_news",

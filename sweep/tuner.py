@@ -115,11 +115,12 @@ def objective_for(cfg: SweepConfig) -> Objective:
     if cfg.objective == "synthetic":
         from objectives.standins import synthetic_trial
 
-        return synthetic_trial
+        return partial(synthetic_trial, work_seconds=cfg.standin_work_seconds)
     if cfg.objective == "replay":
         from objectives.standins import ReplayTable, replay_trial
 
-        return partial(replay_trial, table=ReplayTable.from_csv(str(cfg.replay_table)))
+        table = ReplayTable.from_csv(str(cfg.replay_table))
+        return partial(replay_trial, table=table, work_seconds=cfg.standin_work_seconds)
     from objectives.distill_or_annotate import run_trial
 
     return run_trial
@@ -371,6 +372,8 @@ def _quiet() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Ctrl-C must stop the sweep, not just end one Tune round (the next round would start).
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 
 
 def _init_ray(address: str | None) -> bool:
@@ -499,6 +502,27 @@ def _recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
     return recovered
 
 
+def _sigterm_as_interrupt() -> Any:
+    """Treat SIGTERM like Ctrl-C while the sweep runs (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_sweep(
     cfg: SweepConfig,
     resume: bool = False,
@@ -554,6 +578,7 @@ def run_sweep(
     global _progress_out
     _progress_out = out
     started_ray = _init_ray(ray_address(cfg.address))
+    previous_sigterm = _sigterm_as_interrupt()
     try:
         profile, resources = _resources(cfg)
         _check_cluster_fits(profile)
@@ -600,7 +625,17 @@ def run_sweep(
             tracker.close_stale_runs(parent, cfg.task)  # e.g. trials ASHA stopped early
             study, complete = _study_state(cfg)
             logger.info("round %d: %d of %d trials finished", round_no, complete, cfg.n_trials)
+    except KeyboardInterrupt:
+        # Nothing is left RUNNING: in-flight runs are closed as KILLED, and their Optuna
+        # trials are failed (or completed, where the result had already been logged).
+        tracker.close_stale_runs(parent, cfg.task)
+        _recover_stale_trials(study, tracker, cfg)
+        raise KeyboardInterrupt(
+            f"sweep {cfg.name!r} interrupted; continue it with "
+            f"`sweep run --name {cfg.name} --resume`"
+        ) from None
     finally:
+        _restore_sigterm(previous_sigterm)
         if started_ray:
             import ray
 

@@ -152,3 +152,48 @@ def test_labelled_sets_are_nested_and_disjoint_from_the_pool() -> None:
     assert split_pool(100, 40, seed=3, n_unlabelled=5).unlabelled == large.unlabelled[:5]
     with pytest.raises(ValueError, match="n_labels=101 for a train pool of 100 rows"):
         split_pool(100, 101, seed=0)
+
+
+def test_hub_datasets_are_mapped_to_the_task_columns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import datasets
+
+    features = datasets.Features(
+        {
+            "sentence": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["negative", "positive"]),
+        }
+    )
+    hub = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(
+                {"sentence": ["bad", "good"], "label": [0, 1]}, features=features
+            ),
+            "validation": datasets.Dataset.from_dict(
+                {"sentence": ["fine"], "label": [1]}, features=features
+            ),
+            # Hub test splits often hide their labels as -1: such rows are skipped.
+            "test": datasets.Dataset.from_dict(
+                {"sentence": ["hidden"], "label": [-1]}, features=features
+            ),
+        }
+    )
+    calls: list[tuple[str, object]] = []
+
+    def fake_load(name: str, config: object = None) -> datasets.DatasetDict:
+        calls.append((name, config))
+        return hub
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    monkeypatch.setenv("DOA_DATA_DIR", str(tmp_path))  # no local copy there
+    monkeypatch.chdir(tmp_path)
+    spec = get_task("sst2")
+    monkeypatch.setattr("objectives.data._PROJECT_ROOT", tmp_path / "nowhere" / "x")
+    data = load_task_data(spec)
+    assert calls == [("stanfordnlp/sst2", None)]
+    assert [(e.source, e.target) for e in data.train] == [("bad", "negative"), ("good", "positive")]
+    assert data.dev[0].target == "positive" and data.test == ()
+    assert data.origin == "hf:stanfordnlp/sst2"

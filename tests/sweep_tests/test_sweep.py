@@ -134,3 +134,22 @@ def test_replay_objective(tmp_path: Path) -> None:
     summary = run_sweep(cfg)
     assert summary.n_finished == 4 and summary.best_score is not None
     assert 0.6 <= summary.best_score <= 0.74
+
+
+def test_asha_and_a_journal_storage(tmp_path: Path) -> None:
+    # A journal file is the Optuna storage for clusters whose shared disks lock SQLite badly.
+    cfg = synthetic_config(
+        tmp_path, n_trials=4, asha=True, storage=str(tmp_path / "optuna.journal"), concurrency=2
+    )
+    summary = run_sweep(cfg)
+    assert summary.n_finished == 4
+    study = optuna.load_study(
+        study_name="syn",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
+        ),
+    )
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 4
+    assert all(t.intermediate_values for t in complete)  # progress reached Optuna too
+    assert not Tracker(cfg.tracking).trial_runs(task="fever", sweep="syn", status="RUNNING")

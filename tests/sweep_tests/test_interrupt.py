@@ -1,0 +1,78 @@
+"""Interrupt a running sweep (Ctrl-C or SIGTERM), then resume it: nothing lost or repeated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweep.cli import main
+from sweep.tracking import TAG_TRIAL_NUMBER, Tracker
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_then_resume(tmp_path: Path, signum: int) -> None:
+    argv = [
+        sys.executable,
+        "-m",
+        "sweep",
+        "run",
+        "--task",
+        "fever",
+        "--budget",
+        "300",
+        "--seed-labels",
+        "1000",
+        "--objective",
+        "synthetic",
+        "--standin-work-seconds",
+        "1.5",
+        "--trials",
+        "6",
+        "--name",
+        "intr",
+        "--root",
+        str(tmp_path),
+    ]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("[2/6 done"):
+            break
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted; continue it with `sweep run --name intr --resume`" in err
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    study = optuna.load_study(study_name="intr", storage=storage)
+    done_before = {t.number for t in study.trials if t.state.name == "COMPLETE"}
+    assert 2 <= len(done_before) < 6
+    assert not [t for t in study.trials if t.state.name == "RUNNING"]
+    tracker = Tracker(tracking)
+    assert not tracker.trial_runs(task="fever", sweep="intr", status="RUNNING")
+
+    assert main(["run", "--name", "intr", "--resume", "--root", str(tmp_path)]) == 0
+    study = optuna.load_study(study_name="intr", storage=storage)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 6 and done_before <= {t.number for t in complete}
+    finished = tracker.trial_runs(task="fever", sweep="intr")
+    numbers = [int(r.data.tags[TAG_TRIAL_NUMBER]) for r in finished]
+    assert sorted(numbers) == sorted(t.number for t in complete)  # one run each, none twice
+    for run in finished:
+        trial = study.trials[int(run.data.tags[TAG_TRIAL_NUMBER])]
+        assert run.data.metrics["score"] == pytest.approx(trial.value)
