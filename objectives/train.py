@@ -94,15 +94,49 @@ def _optimizer(
     return optimizer, schedule
 
 
-def _update(
-    loss: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
-) -> None:
-    loss.backward()
-    optimizer.step()
-    schedule.step()
-    optimizer.zero_grad(set_to_none=True)
+BatchStep = Callable[[list[int]], tuple[int, Callable[[], torch.Tensor]]]
+
+
+def _train(
+    model: Any,
+    lengths: Sequence[int],
+    step: BatchStep,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    meter: ComputeMeter | None,
+    on_epoch: EpochHook | None,
+) -> LoopResult:
+    """The loop both stages share: length-grouped batches, one metered AdamW step each.
+
+    `step(batch_ids)` returns the batch's padded token count (to price the step before it
+    runs) and a function computing its loss.
+    """
+    rng = random.Random(seed)
+    steps_per_epoch = -(-len(lengths) // batch_size)
+    optimizer, schedule = _optimizer(model, lr, epochs * steps_per_epoch)
+    metered = _Metered(meter, n_parameters(model))
+    model.train()
+    steps = examples = 0
+    try:
+        for epoch in range(epochs):
+            for batch_ids in length_grouped_batches(lengths, batch_size, rng):
+                n_tokens, loss_of = step(batch_ids)
+                with metered("train", n_tokens):
+                    loss_of().backward()
+                    optimizer.step()
+                    schedule.step()
+                    optimizer.zero_grad(set_to_none=True)
+                steps, examples = steps + 1, examples + len(batch_ids)
+            if on_epoch is not None:
+                on_epoch(epoch)
+    except BudgetExhausted:
+        return LoopResult(False, steps, examples, metered.flops)
+    finally:
+        model.eval()
+    return LoopResult(True, steps, examples, metered.flops)
 
 
 def fit(
@@ -119,27 +153,22 @@ def fit(
     on_epoch: EpochHook | None = None,
 ) -> LoopResult:
     """Cross-entropy on gold targets for `epochs` passes, unless the meter runs out."""
-    rng = random.Random(seed)
-    lengths = [i.n_tokens for i in items]
-    steps_per_epoch = -(-len(items) // batch_size)
-    optimizer, schedule = _optimizer(model, lr, epochs * steps_per_epoch)
-    metered = _Metered(meter, n_parameters(model))
-    model.train()
-    steps = examples = 0
-    try:
-        for epoch in range(epochs):
-            for batch_ids in length_grouped_batches(lengths, batch_size, rng):
-                batch = [items[i] for i in batch_ids]
-                with metered("train", _padded_tokens(batch)):
-                    _update(family.loss(model, batch, device), optimizer, schedule)
-                steps, examples = steps + 1, examples + len(batch)
-            if on_epoch is not None:
-                on_epoch(epoch)
-    except BudgetExhausted:
-        return LoopResult(False, steps, examples, metered.flops)
-    finally:
-        model.eval()
-    return LoopResult(True, steps, examples, metered.flops)
+
+    def step(batch_ids: list[int]) -> tuple[int, Callable[[], torch.Tensor]]:
+        batch = [items[i] for i in batch_ids]
+        return _padded_tokens(batch), lambda: family.loss(model, batch, device)
+
+    return _train(
+        model,
+        [i.n_tokens for i in items],
+        step,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        meter=meter,
+        on_epoch=on_epoch,
+    )
 
 
 def distill(
@@ -163,39 +192,37 @@ def distill(
 
     loss = (1 - gold_weight) * KD(unlabelled batch) + gold_weight * CE(a gold batch).
     """
-    rng = random.Random(seed)
     gold_rng = random.Random(seed + 1)
+    mix = gold_weight > 0 and len(gold) > 0
+
+    def step(batch_ids: list[int]) -> tuple[int, Callable[[], torch.Tensor]]:
+        batch = [items[i] for i in batch_ids]
+        batch_softs = [softs[i] for i in batch_ids]
+        gold_batch = gold_rng.sample(list(gold), min(batch_size, len(gold))) if mix else []
+        n_tokens = len(batch) * (
+            max(len(i.input_ids) for i in batch) + max(len(s.target_ids) for s in batch_softs)
+        ) + (_padded_tokens(gold_batch) if gold_batch else 0)
+
+        def loss() -> torch.Tensor:
+            kd = family.distill_loss(student, batch, batch_softs, temperature, device)
+            if not gold_batch:
+                return kd
+            return (1 - gold_weight) * kd + gold_weight * family.loss(student, gold_batch, device)
+
+        return n_tokens, loss
+
     lengths = [i.n_tokens + len(s.target_ids) for i, s in zip(items, softs, strict=True)]
-    steps_per_epoch = -(-len(items) // batch_size)
-    optimizer, schedule = _optimizer(student, lr, epochs * steps_per_epoch)
-    metered = _Metered(meter, n_parameters(student))
-    student.train()
-    steps = examples = 0
-    try:
-        for epoch in range(epochs):
-            for batch_ids in length_grouped_batches(lengths, batch_size, rng):
-                batch = [items[i] for i in batch_ids]
-                batch_softs = [softs[i] for i in batch_ids]
-                mix = gold_weight > 0 and len(gold) > 0
-                gold_batch = gold_rng.sample(list(gold), min(batch_size, len(gold))) if mix else []
-                n_tokens = len(batch) * (
-                    max(len(i.input_ids) for i in batch)
-                    + max(len(s.target_ids) for s in batch_softs)
-                ) + (_padded_tokens(gold_batch) if gold_batch else 0)
-                with metered("train", n_tokens):
-                    loss = family.distill_loss(student, batch, batch_softs, temperature, device)
-                    if gold_batch:
-                        gold_loss = family.loss(student, gold_batch, device)
-                        loss = (1 - gold_weight) * loss + gold_weight * gold_loss
-                    _update(loss, optimizer, schedule)
-                steps, examples = steps + 1, examples + len(batch)
-            if on_epoch is not None:
-                on_epoch(epoch)
-    except BudgetExhausted:
-        return LoopResult(False, steps, examples, metered.flops)
-    finally:
-        student.eval()
-    return LoopResult(True, steps, examples, metered.flops)
+    return _train(
+        student,
+        lengths,
+        step,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        meter=meter,
+        on_epoch=on_epoch,
+    )
 
 
 def predict(
