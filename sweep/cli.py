@@ -435,6 +435,44 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from cluster import ray_address
+    from sweep import doctor
+
+    check_data_dir(args.data_dir)
+    extra = config.user_tasks(args.task_file)
+    names = args.task or task_names(extra)
+    for name in names:
+        get_task(name, extra)
+    stores = config.SweepConfig(
+        name="doctor",
+        task="-",
+        budget_usd=1,
+        n_seed_labels=0,
+        n_trials=1,
+        root=args.root,
+        tracking_uri=args.tracking_uri,
+        storage=args.storage,
+    )
+    checks = [
+        doctor.check_offline(),
+        doctor.check_devices(),
+        doctor.check_ray(ray_address(args.address)),
+        doctor.check_tracking(stores.tracking),
+        doctor.check_storage(stores.optuna_storage),
+        *(
+            doctor.check_data(get_task(n, extra), args.data_dir, required=bool(args.task))
+            for n in names
+        ),
+    ]
+    print(doctor.format_checks(checks))
+    failed = [c for c in checks if c.failed]
+    if failed:
+        print(f"sweep doctor: {len(failed)} check(s) failed: {failed[0].name}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import time
 
@@ -513,6 +551,14 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000)
     _add_store_options(ui)
     ui.set_defaults(func=cmd_ui)
+
+    doctor = sub.add_parser("doctor", help="check Ray, stores, data, GPUs and offline mode")
+    doctor.add_argument("--task", action="append", help="tasks whose data must be found")
+    doctor.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    doctor.add_argument("--storage", help="Optuna storage (default sqlite:///ROOT/optuna.db)")
+    _add_task_options(doctor)
+    _add_store_options(doctor)
+    doctor.set_defaults(func=cmd_doctor)
 
     demo = sub.add_parser(
         "demo", help="a real offline sweep on BBC News (about 8 minutes on 2 cores)"

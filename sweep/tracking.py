@@ -203,11 +203,25 @@ class Tracker:
             if not token:
                 return runs
 
-    def close_stale_runs(self, parent_run_id: str, task: str) -> int:
-        """Mark trial runs a dead driver left RUNNING as KILLED (resume calls this)."""
+    def close_stale_runs(
+        self,
+        parent_run_id: str,
+        task: str,
+        errors: Mapping[str, str] | None = None,
+        reason: str = "interrupted: the sweep driver stopped",
+    ) -> int:
+        """Close trial runs left RUNNING by a process that can no longer close them.
+
+        A run whose Ray trial id has an error in `errors` (its worker died: SIGKILL, the OOM
+        killer) becomes FAILED with that error; any other becomes KILLED with `reason`.
+        """
         stale = self.trial_runs(task=task, parent_run_id=parent_run_id, status="RUNNING")
         for run in stale:
-            self.fail(run.info.run_id, "interrupted: the sweep driver stopped", status="KILLED")
+            error = (errors or {}).get(run.data.tags.get("ray.trial_id", ""))
+            if error is not None:
+                self.fail(run.info.run_id, f"worker died: {error}", status="FAILED")
+            else:
+                self.fail(run.info.run_id, reason, status="KILLED")
         return len(stale)
 
     def log_artifact(self, run_id: str, path: str) -> None:

@@ -329,7 +329,7 @@ def _progress_callback(total: int, study: Any) -> Any:
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
             self.running.discard(trial.trial_id)
             self.tally.failed += 1
-            self._line(f"trial {trial.trial_id} FAILED")
+            self._line(f"trial {trial.trial_id} FAILED (reason: MLflow tag doa.failure)")
 
         def _line(self, event: str) -> None:
             t = self.tally
@@ -367,8 +367,10 @@ def _quiet() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    # A failed trial is reported in the progress line and its reason kept in MLflow
+    # (doa.failure); Ray's own tracebacks of it would only bury that.
     for name in ("ray", "ray.tune", "ray.train", "ray.data"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -502,6 +504,16 @@ def _recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
     return recovered
 
 
+def _ray_trial_id(result: Any) -> str:
+    """A result's Ray trial id: reported with its metrics, or in its folder's name
+    (`trainable_<id>_<n>_...`) when the worker died before reporting anything."""
+    reported = (result.metrics or {}).get("trial_id")
+    if reported:
+        return str(reported)
+    parts = Path(str(result.path)).name.split("_")
+    return parts[1] if len(parts) > 1 else ""
+
+
 def _sigterm_as_interrupt() -> Any:
     """Treat SIGTERM like Ctrl-C while the sweep runs (main thread only)."""
     import signal
@@ -588,10 +600,21 @@ def run_sweep(
         )
         storage = optuna_storage(cfg.optuna_storage)
         failed = 0
-        for round_no in range(1 + cfg.n_trials + cfg.retries * cfg.n_trials):
-            missing = cfg.n_trials - complete
-            if missing <= 0:
+        # Failed trials are replaced until the count is met, within a failure allowance.
+        max_failures = max(10, 2 * cfg.n_trials)
+        round_no = 0
+        while complete < cfg.n_trials:
+            if failed > max_failures:
+                logger.warning(
+                    "sweep %s: stopping after %d failed trials (allowance %d); see the "
+                    "doa.failure tags in MLflow",
+                    cfg.name,
+                    failed,
+                    max_failures,
+                )
                 break
+            round_no += 1
+            missing = cfg.n_trials - complete
             searcher = OptunaSearch(
                 space=NumberedSpace(cfg.space_name),
                 metric="score",
@@ -621,8 +644,18 @@ def run_sweep(
                 ),
             )
             grid = tuner.fit()
-            failed += sum(1 for i in range(len(grid)) if grid[i].error is not None)
-            tracker.close_stale_runs(parent, cfg.task)  # e.g. trials ASHA stopped early
+            results = [grid[i] for i in range(len(grid))]
+            failed += sum(1 for r in results if r.error is not None)
+            # Runs whose process could not close them: a killed worker (FAILED, with Ray's
+            # error) or a trial the scheduler stopped early (KILLED).
+            errors = {
+                _ray_trial_id(r): f"{type(r.error).__name__}: {r.error}"[:2000]
+                for r in results
+                if r.error is not None
+            }
+            tracker.close_stale_runs(
+                parent, cfg.task, errors, reason="stopped early by the ASHA scheduler"
+            )
             study, complete = _study_state(cfg)
             logger.info("round %d: %d of %d trials finished", round_no, complete, cfg.n_trials)
     except KeyboardInterrupt:

@@ -104,3 +104,33 @@ def test_queries_on_a_missing_store_create_nothing(
     assert main(["best", "--root", str(tmp_path / "none")]) == 2
     assert "No MLflow store" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
+
+
+def test_doctor_reports_and_fails_with_a_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["doctor", "--root", str(tmp_path), "--task", "bbc_news"]) == 0
+    out = capsys.readouterr().out
+    assert "ok   data bbc_news" in out and "will be created by the first sweep" in out
+    assert "hub mode" in out and "devices" in out
+    assert not (tmp_path / "mlflow.db").exists()  # the doctor writes nothing
+    assert (
+        main(
+            [
+                "doctor",
+                "--root",
+                str(tmp_path),
+                "--task",
+                "fever",
+                "--data-dir",
+                str(tmp_path),
+                "--address",
+                "127.0.0.1:9",
+            ]
+        )
+        == 1
+    )
+    captured = capsys.readouterr()
+    assert "FAIL ray" in captured.out and "unreachable" in captured.out
+    assert "FAIL data fever" in captured.out
+    assert "2 check(s) failed" in captured.err

@@ -153,3 +153,63 @@ def test_asha_and_a_journal_storage(tmp_path: Path) -> None:
     assert len(complete) == 4
     assert all(t.intermediate_values for t in complete)  # progress reached Optuna too
     assert not Tracker(cfg.tracking).trial_runs(task="fever", sweep="syn", status="RUNNING")
+
+
+def test_killed_and_oom_trials_fail_cleanly(tmp_path: Path) -> None:
+    attempts = tmp_path / "attempts"
+    attempts.mkdir()
+
+    def killed_then_oom(cfg: TrialConfig, report: Any = None) -> TrialResult:
+        """The first trial dies like a worker the OOM killer took (SIGKILL); the second
+        runs out of memory; the rest succeed."""
+        import os
+        import signal
+
+        number = len(list(attempts.iterdir()))
+        (attempts / str(number)).touch()
+        if number == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if number == 1:
+            raise MemoryError("CUDA out of memory (simulated)")
+        return synthetic_trial(cfg, report)
+
+    cfg = synthetic_config(tmp_path, n_trials=3)
+    summary = run_sweep(cfg, objective=killed_then_oom)
+    states = _states(cfg)
+    assert summary.n_finished == 3 and states == {"COMPLETE": 3, "FAIL": 2}
+    assert summary.n_failed == 2
+    tracker = Tracker(cfg.tracking)
+    failed = tracker.trial_runs(task="fever", sweep="syn", status="FAILED")
+    reasons = sorted(r.data.tags[TAG_FAILURE] for r in failed)
+    assert len(reasons) == 2
+    assert reasons[0].startswith("MemoryError: CUDA out of memory")
+    assert reasons[1].startswith("worker died: ")  # it could not say why itself; Ray could
+    assert not tracker.trial_runs(task="fever", sweep="syn", status="RUNNING")
+    assert len(finished_trials(tracker, "fever")) == 3
+
+
+def test_eight_concurrent_trials_share_one_sqlite_store(tmp_path: Path) -> None:
+    cfg = synthetic_config(
+        tmp_path,
+        n_trials=16,
+        concurrency=8,
+        cpus_per_trial=0.25,
+        sampler="random",
+        standin_work_seconds=0.5,
+    )
+    summary = run_sweep(cfg)
+    assert summary.n_finished == 16 and _states(cfg) == {"COMPLETE": 16}
+    runs = Tracker(cfg.tracking).trial_runs(task="fever", sweep="syn")
+    assert len(runs) == 16
+    expected = {
+        "score",
+        "practitioner_usd",
+        "sweep_spent_usd",
+        "annotation_usd",
+        "compute_usd",
+        "n_new_labels",
+        "device_hours",
+        "seed_score",
+    }
+    for run in runs:
+        assert expected <= set(run.data.metrics), run.info.run_name
