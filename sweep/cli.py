@@ -279,55 +279,62 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--student-node-resource", help="custom resource of student nodes")
 
 
+def _stored_sweep(sweep_values: dict[str, Any]) -> dict[str, Any]:
+    """The config a sweep to be resumed was started with."""
+    from sweep.tuner import stored_config
+
+    if "name" not in sweep_values:
+        raise UsageError("--resume needs --name NAME of the sweep to continue")
+    storage = sweep_values.get("storage") or config.default_storage(
+        sweep_values.get("root", config.DEFAULT_ROOT)
+    )
+    stored = stored_config(sweep_values["name"], storage)
+    if stored is None:
+        raise ValueError(
+            f"--resume: no sweep named {sweep_values['name']!r} in {storage}; drop --resume "
+            "to start it, or check --name, --root and --storage."
+        )
+    return stored
+
+
+def _resumed(stored: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The stored config with what this command line may change; a change to what the
+    sweep measures is refused."""
+    given_trial = values.get("trial", {})
+    for key in FIXED_ON_RESUME:
+        if key != "trial" and key in values and values[key] != stored[key]:
+            raise ValueError(
+                f"--resume conflicts with the stored sweep: {key}={values[key]!r} but the "
+                f"sweep {stored['name']!r} was started with {key}={stored[key]!r}."
+            )
+    for key, value in given_trial.items():
+        if key in stored["trial"] and stored["trial"][key] != value:
+            raise ValueError(
+                f"--resume conflicts with the stored sweep: {key}={value!r} but it was "
+                f"started with {stored['trial'][key]!r}."
+            )
+    merged = {**stored, **{k: v for k, v in values.items() if k != "trial"}}
+    merged["trial"] = {**stored["trial"], **given_trial}
+    return merged
+
+
 def sweep_config(args: argparse.Namespace) -> config.SweepConfig:
     """A SweepConfig from the command line and --config; on --resume, from the stored one."""
     file_cfg, fields = _settings(args)
     sweep_values = config.merged(args, file_cfg, SWEEP_ARGS)
-    stored = None
-    if args.resume:
-        if "name" not in sweep_values:
-            raise UsageError("--resume needs --name NAME of the sweep to continue")
-        root = sweep_values.get("root", config.DEFAULT_ROOT)
-        storage = (
-            sweep_values.get("storage")
-            or config.SweepConfig(
-                name="x", task="x", budget_usd=1, n_seed_labels=0, n_trials=1, root=root
-            ).optuna_storage
-        )
-        from sweep.tuner import stored_config
-
-        stored = stored_config(sweep_values["name"], storage)
-        if stored is None:
-            raise ValueError(
-                f"--resume: no sweep named {sweep_values['name']!r} in {storage}; drop --resume "
-                "to start it, or check --name, --root and --storage."
-            )
-    top: dict[str, Any] = {
-        k: fields.pop(k) for k in ("task", "budget_usd", "n_seed_labels") if k in fields
+    stored = _stored_sweep(sweep_values) if args.resume else None
+    if stored is not None and not (args.price or args.usd_per_device_hour or args.config):
+        for key in config.PRICE_FIELDS:  # keep the stored prices unless new ones were given
+            fields.pop(key, None)
+    values: dict[str, Any] = {
+        **{k: fields.pop(k) for k in ("task", "budget_usd", "n_seed_labels") if k in fields},
+        **{k: v for k, v in sweep_values.items() if k != "trials"},
+        "trial": fields,
     }
-    for key in ("usd_per_label", "usd_per_device_hour", "charge_student_training"):
-        if stored is not None and not (args.price or args.usd_per_device_hour or args.config):
-            fields.pop(key, None)  # keep the stored prices unless new ones were given
-    values: dict[str, Any] = {**top, "trial": fields}
-    values.update({k: v for k, v in sweep_values.items() if k != "trials"})
     if "trials" in sweep_values:
         values["n_trials"] = sweep_values["trials"]
     if stored is not None:
-        merged = {**stored, **{k: v for k, v in values.items() if k != "trial"}}
-        merged["trial"] = {**stored["trial"], **fields}
-        for key in FIXED_ON_RESUME:
-            if key in values and key != "trial" and values[key] != stored[key]:
-                raise ValueError(
-                    f"--resume conflicts with the stored sweep: {key}={values[key]!r} but the "
-                    f"sweep {stored['name']!r} was started with {key}={stored[key]!r}."
-                )
-        changed = [k for k, v in fields.items() if k in stored["trial"] and stored["trial"][k] != v]
-        if changed:
-            raise ValueError(
-                f"--resume conflicts with the stored sweep: {changed[0]}={fields[changed[0]]!r} "
-                f"but it was started with {stored['trial'][changed[0]]!r}."
-            )
-        values = merged
+        values = _resumed(stored, values)
     _require(values, "task", "budget_usd", "n_seed_labels")
     if "n_trials" not in values:
         raise UsageError("missing --trials (or trials in --config)")
@@ -361,7 +368,7 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
 
 def _tracker(args: argparse.Namespace) -> Any:
     """A Tracker on an existing store; never creates an empty one."""
-    uri = args.tracking_uri or f"sqlite:///{(Path(args.root) / 'mlflow.db').resolve()}"
+    uri = args.tracking_uri or config.default_tracking(args.root)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ValueError(
             f"No MLflow store at {uri}; run a sweep first (`sweep demo`) or pass --tracking-uri."

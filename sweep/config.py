@@ -202,11 +202,11 @@ class SweepConfig:
 
     @property
     def tracking(self) -> str:
-        return self.tracking_uri or f"sqlite:///{Path(self.root).resolve() / 'mlflow.db'}"
+        return self.tracking_uri or default_tracking(self.root)
 
     @property
     def optuna_storage(self) -> str:
-        return self.storage or f"sqlite:///{Path(self.root).resolve() / 'optuna.db'}"
+        return self.storage or default_storage(self.root)
 
     @property
     def ray_storage(self) -> str:
@@ -226,6 +226,14 @@ class SweepConfig:
         out = dataclasses.asdict(self)
         out["trial"] = dict(self.trial)
         return out
+
+
+def default_tracking(root: str) -> str:
+    return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
+def default_storage(root: str) -> str:
+    return f"sqlite:///{Path(root).resolve() / 'optuna.db'}"
 
 
 def default_sweep_name(task: str, budget_usd: float, n_seed_labels: int) -> str:

@@ -453,16 +453,15 @@ def _study_state(cfg: SweepConfig) -> tuple[Any, int]:
     return study, complete
 
 
-def _existing_study(cfg: SweepConfig) -> bool:
+def _existing_study(name: str, storage: str) -> bool:
+    """Whether `storage` holds a study `name`, without creating the storage."""
     import optuna
 
-    path = _sqlite_path(cfg.optuna_storage)
+    path = _sqlite_path(storage) or (Path(storage) if "://" not in storage else None)
     if path is not None and not path.exists():
         return False
-    if path is None and "://" not in cfg.optuna_storage and not Path(cfg.optuna_storage).exists():
-        return False
     try:
-        optuna.load_study(study_name=cfg.name, storage=optuna_storage(cfg.optuna_storage))
+        optuna.load_study(study_name=name, storage=optuna_storage(storage))
     except KeyError:
         return False
     return True
@@ -472,10 +471,7 @@ def stored_config(name: str, storage: str) -> dict[str, Any] | None:
     """The config a sweep was started with (None when there is no such sweep)."""
     import optuna
 
-    probe = SweepConfig(
-        name=name, task="-", budget_usd=1, n_seed_labels=0, n_trials=1, storage=storage
-    )
-    if not _existing_study(probe):
+    if not _existing_study(name, storage):
         return None
     study = optuna.load_study(study_name=name, storage=optuna_storage(storage))
     stored = study.user_attrs.get("sweep_config")
@@ -548,7 +544,7 @@ def run_sweep(
     """
     out = out or sys.stdout
     validate(cfg)
-    existing = _existing_study(cfg)
+    existing = _existing_study(cfg.name, cfg.optuna_storage)
     if resume and not existing:
         raise ValueError(
             f"--resume: no sweep named {cfg.name!r} in {cfg.optuna_storage}; "

@@ -105,3 +105,21 @@ def test_overrides_keep_the_rest() -> None:
     assert book.label_price("nq") == 0.129
     assert book.usd_per_device_hour == 3.0
     assert parse_price_overrides(["fever=0.2", "nq=1"]) == {"fever": 0.2, "nq": 1.0}
+
+
+@given(
+    st.integers(min_value=1, max_value=2000),
+    st.integers(min_value=0, max_value=2000),
+    st.integers(min_value=0, max_value=2000),
+    st.integers(min_value=0, max_value=10**6),
+)
+def test_label_subsets_are_nested_and_never_meet_the_pool(
+    n_pool: int, a: int, b: int, seed: int
+) -> None:
+    from objectives.data import split_pool
+
+    small, large = sorted((min(a, n_pool), min(b, n_pool)))
+    s, big = split_pool(n_pool, small, seed), split_pool(n_pool, large, seed)
+    assert set(s.labelled) <= set(big.labelled)
+    assert not set(big.labelled) & set(big.unlabelled)
+    assert sorted(big.labelled + big.unlabelled) == list(range(n_pool))

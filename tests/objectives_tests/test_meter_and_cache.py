@@ -139,3 +139,33 @@ def test_disabled_cache_always_misses(tmp_path: Path) -> None:
     with cache.writer("k", {}) as folder:
         (folder / "x").write_text("x")
     assert cache.get("k") is None and not cache.enabled
+
+
+def test_a_writer_killed_mid_write_leaves_no_entry(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    marker = tmp_path / "half-written"
+    code = (
+        "import sys, time; from pathlib import Path; from objectives.cache import StageCache\n"
+        "cache = StageCache(sys.argv[1])\n"
+        "with cache.lock('teacher-x'), cache.writer('teacher-x', {'usd': 1.0}) as folder:\n"
+        "    (folder / 'model.pt').write_bytes(b'half')\n"
+        "    Path(sys.argv[2]).touch()\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "c"), str(marker)])
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    cache = StageCache(tmp_path / "c")
+    assert cache.get("teacher-x") is None  # nothing a later trial would read
+    # The dead writer's lock went with its process: this does not block.
+    with cache.lock("teacher-x"), cache.writer("teacher-x", {"usd": 1.0}) as folder:
+        (folder / "model.pt").write_bytes(b"whole")
+    entry = cache.get("teacher-x")
+    assert entry is not None and (entry.path / "model.pt").read_bytes() == b"whole"

@@ -76,3 +76,59 @@ def test_interrupt_then_resume(tmp_path: Path, signum: int) -> None:
     for run in finished:
         trial = study.trials[int(run.data.tags[TAG_TRIAL_NUMBER])]
         assert run.data.metrics["score"] == pytest.approx(trial.value)
+
+
+def test_driver_killed_then_resumed(tmp_path: Path) -> None:
+    """SIGKILL gives the driver no chance to clean up: resume must recover on its own."""
+    argv = [
+        sys.executable,
+        "-m",
+        "sweep",
+        "run",
+        "--task",
+        "fever",
+        "--budget",
+        "300",
+        "--seed-labels",
+        "1000",
+        "--objective",
+        "synthetic",
+        "--standin-work-seconds",
+        "1.5",
+        "--trials",
+        "5",
+        "--name",
+        "killed",
+        "--root",
+        str(tmp_path),
+    ]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("[2/5 done"):
+            break
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+    proc.wait(30)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    before = optuna.load_study(study_name="killed", storage=storage)
+    done_before = {t.number for t in before.trials if t.state.name == "COMPLETE"}
+    assert len(done_before) >= 2
+
+    assert main(["run", "--name", "killed", "--resume", "--root", str(tmp_path)]) == 0
+    study = optuna.load_study(study_name="killed", storage=storage)
+    complete = {t.number for t in study.trials if t.state.name == "COMPLETE"}
+    assert len(complete) == 5 and done_before <= complete
+    assert not [t for t in study.trials if t.state.name == "RUNNING"]
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    finished = tracker.trial_runs(task="fever", sweep="killed")
+    assert sorted(int(r.data.tags[TAG_TRIAL_NUMBER]) for r in finished) == sorted(complete)
+    assert not tracker.trial_runs(task="fever", sweep="killed", status="RUNNING")
+    # At most the in-flight trial was run again: one KILLED run stands for it.
+    assert len(tracker.trial_runs(task="fever", sweep="killed", status="KILLED")) <= 1

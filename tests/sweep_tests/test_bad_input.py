@@ -1,0 +1,162 @@
+"""Bad input through the CLI, a config file, task files and data files: one line on stderr
+naming the value and what is valid, exit code 2, and nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sweep.cli import main
+
+
+def _task(tmp_path: Path, train_lines: list[str], header: str = "") -> Path:
+    (tmp_path / "train.jsonl").write_text("\n".join(train_lines) + "\n")
+    (tmp_path / "dev.jsonl").write_text(json.dumps({"text": "ok", "y": "pos"}) + "\n")
+    task = tmp_path / "task.toml"
+    task.write_text(
+        header
+        + 'name = "mine"\nmetric = "accuracy"\nusd_per_label = 0.1\ninput_columns = ["text"]\n'
+        'target_column = "y"\nlabels = ["neg", "pos"]\n[files]\ntrain = "train.jsonl"\n'
+        'dev = "dev.jsonl"\n'
+    )
+    return task
+
+
+GOOD_ROW = json.dumps({"text": "fine", "y": "pos"})
+
+CASES: dict[str, tuple[list[str], str, str]] = {
+    # data files
+    "malformed json line": ([GOOD_ROW, "{oops"], "", "train.jsonl:2: malformed JSON"),
+    "wrong column": ([json.dumps({"txt": "a", "y": "pos"})], "", "missing field 'text'"),
+    "label outside the set": (
+        [json.dumps({"text": "a", "y": "meh"})],
+        "",
+        "label 'meh', which is not one of",
+    ),
+    "empty data file": ([""], "", "the file holds no rows"),
+    "not an object": ([GOOD_ROW, "[1, 2]"], "", "train.jsonl:2: expected a JSON object"),
+    # task files
+    "unknown task-file field": ([GOOD_ROW], "price = 3\n", "unknown field 'price'"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_data_and_task_files(
+    tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows, header, fragment = CASES[case]
+    task = _task(tmp_path, rows, header)
+    root = tmp_path / "runs"
+    argv = [
+        "run",
+        "--task-file",
+        str(task),
+        "--task",
+        "mine",
+        "--budget",
+        "5",
+        "--seed-labels",
+        "1",
+        "--trials",
+        "2",
+        "--root",
+        str(root),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err, err
+    assert len(err.strip().splitlines()) == 1 and not root.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("task = [", "is not valid TOML"),
+        (
+            'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\nsampler = "anneal"\n',
+            "Unknown sampler='anneal'; valid: tpe, gp, random, grid",
+        ),
+        (
+            'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\n[prices]\nfoo = 1\n',
+            "Unknown key 'foo' in [prices]; valid keys",
+        ),
+        (
+            'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\nconcurrency = 0\n',
+            "concurrency >= 1` must hold, but got concurrency=0",
+        ),
+        (
+            'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\nseeds = 0\n',
+            "seeds >= 1` must hold, but got seeds=0",
+        ),
+        (
+            'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\nteacher_epochs = 0\n',
+            "teacher_epochs >= 1` must hold, but got teacher_epochs=0",
+        ),
+        (
+            'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\ntemperature = -1\n',
+            "temperature > 0` must hold",
+        ),
+    ],
+)
+def test_bad_config_files(
+    tmp_path: Path, body: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(body)
+    root = tmp_path / "runs"
+    assert main(["run", "--config", str(cfg), "--objective", "synthetic", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err, err
+    assert len(err.strip().splitlines()) == 1 and not root.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (
+            [
+                "trial",
+                "--task",
+                "fever",
+                "--budget",
+                "10",
+                "--seed-labels",
+                "5",
+                "--compute-fraction",
+                "-0.1",
+            ],
+            "compute_fraction=-0.1",
+        ),
+        (["trial", "--task", "fever", "--budget", "abc"], "invalid float value: 'abc'"),
+        (
+            [
+                "run",
+                "--task",
+                "fever",
+                "--budget",
+                "300",
+                "--seed-labels",
+                "10",
+                "--trials",
+                "2",
+                "--objective",
+                "replay",
+                "--replay-table",
+                "/no/table.csv",
+            ],
+            "Replay table '/no/table.csv' does not exist",
+        ),
+        (["best", "--budget", "-3"], "budget_usd=-3"),
+        (["report"], "the following arguments are required: --task"),
+    ],
+)
+def test_bad_command_lines(
+    tmp_path: Path, argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--root", str(tmp_path / "runs")] if argv[0] in ("run",) else argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
