@@ -42,3 +42,13 @@ def test_light_commands_import_no_torch_ray_or_mlflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_queries_import_neither_ray_nor_torch() -> None:
+    # `sweep best` and `sweep report` read MLflow only: no Ray start, no torch import.
+    code = (
+        "import sys, sweep.results, sweep.plots, sweep.tracking;"
+        "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
