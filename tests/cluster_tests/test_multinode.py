@@ -3,6 +3,7 @@ type, annotation-only trials on the "student" one (slow)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -96,10 +97,8 @@ def loopback_cluster() -> Iterator[tuple[str, dict[str, str]]]:
         yield f"127.0.0.1:{port}", env
     finally:
         for pid in _cluster_pids(temp_dir):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 20
         while _cluster_pids(temp_dir) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -108,9 +107,9 @@ def loopback_cluster() -> Iterator[tuple[str, dict[str, str]]]:
 
 def _node_ids(address: str, env: dict[str, str]) -> dict[str, str]:
     code = (
-        "import json, ray; ray.init(address=%r, log_to_driver=False);"
+        f"import json, ray; ray.init(address={address!r}, log_to_driver=False);"
         "print(json.dumps({k: n['NodeID'] for n in ray.nodes() if n['Alive'] "
-        "for k in ('teacher_node', 'student_node') if k in n['Resources']}))" % address
+        "for k in ('teacher_node', 'student_node') if k in n['Resources']}))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
