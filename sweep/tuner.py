@@ -650,7 +650,11 @@ def run_sweep(
                 if r.error is not None
             }
             tracker.close_stale_runs(
-                parent, cfg.task, errors, reason="stopped early by the ASHA scheduler"
+                parent,
+                cfg.task,
+                errors,
+                reason="ended without a result: its worker was lost (the trial was retried) "
+                "or the scheduler stopped it early",
             )
             study, complete = _study_state(cfg)
             logger.info("round %d: %d of %d trials finished", round_no, complete, cfg.n_trials)

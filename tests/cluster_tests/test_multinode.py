@@ -45,16 +45,30 @@ def _descendants(roots: set[int]) -> set[int]:
     return found
 
 
-def _cluster_pids(temp_dir: str) -> set[int]:
+def _cluster_pids(marker: str) -> set[int]:
+    """Processes whose command line holds `marker` (the cluster's temp dir, a node's name),
+    with all their descendants."""
     roots = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if temp_dir in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
                     roots.add(int(entry.name))
             except OSError:
                 continue
     return _descendants(roots)
+
+
+def _kill(marker: str) -> set[int]:
+    pids = _cluster_pids(marker)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while _cluster_pids(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _cluster_pids(marker)
+    return pids
 
 
 @pytest.fixture
@@ -87,6 +101,7 @@ def loopback_cluster() -> Iterator[tuple[str, dict[str, str]]]:
                 "start",
                 f"--address=127.0.0.1:{port}",
                 '--resources={"teacher_node": 1}',
+                "--node-name=doa-teacher-1",
                 *common,
             ],
             env=env,
@@ -96,13 +111,7 @@ def loopback_cluster() -> Iterator[tuple[str, dict[str, str]]]:
         )
         yield f"127.0.0.1:{port}", env
     finally:
-        for pid in _cluster_pids(temp_dir):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 20
-        while _cluster_pids(temp_dir) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _cluster_pids(temp_dir)
+        _kill(temp_dir)
 
 
 def _node_ids(address: str, env: dict[str, str]) -> dict[str, str]:
@@ -214,3 +223,87 @@ def test_a_trial_no_node_can_hold_is_refused(
     assert "a distillation trial needs 1 CPU, 4 GPU, which no node of the cluster has" in (
         run.stderr
     )
+
+
+def test_losing_the_teacher_node_mid_sweep_loses_nothing(
+    loopback_cluster: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """The teacher node dies while trials run on it; a replacement node joins (as an
+    autoscaler would start one); the affected trials are retried, the sweep finishes."""
+    address, env = loopback_cluster
+    argv = [
+        sys.executable,
+        "-m",
+        "sweep",
+        "run",
+        "--task",
+        "fever",
+        "--budget",
+        "300",
+        "--seed-labels",
+        "1000",
+        "--objective",
+        "synthetic",
+        "--standin-work-seconds",
+        "3",
+        "--sampler",
+        "grid",
+        "--trials",
+        "6",
+        "--retries",
+        "2",
+        "--address",
+        address,
+        "--teacher-node-resource",
+        "teacher_node",
+        "--student-node-resource",
+        "student_node",
+        "--cpus-per-trial",
+        "1",
+        "--root",
+        str(tmp_path),
+    ]
+    sweep = subprocess.Popen(
+        argv,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert sweep.stdout is not None
+    seen = []
+    for line in sweep.stdout:
+        seen.append(line)
+        if line.startswith("[1/6 done"):
+            break
+    assert sweep.poll() is None, "".join(seen)
+    assert _kill("doa-teacher-1")  # the teacher node and everything running on it
+    subprocess.run(
+        [
+            RAY,
+            "start",
+            f"--address={address}",
+            '--resources={"teacher_node": 1}',
+            "--node-name=doa-teacher-2",
+            "--num-cpus=1",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    output, _ = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, output
+    import optuna
+
+    from sweep.tracking import Tracker
+
+    study = optuna.load_study(
+        study_name="fever-B300-N1000", storage=f"sqlite:///{tmp_path / 'optuna.db'}"
+    )
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 6 and "RUNNING" not in states
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert len(tracker.trial_runs(task="fever")) == 6
+    assert not tracker.trial_runs(task="fever", status="RUNNING")
