@@ -76,15 +76,18 @@ class _Trial:
     vocab_size: int
 
     def build(self, name: str) -> Any:
+        """A model on the trial's device; the teacher sharded over its GPUs when it has
+        several (`n_devices`), the student always whole."""
         torch.manual_seed(self.cfg.seed)
+        n_devices = self.cfg.n_devices if name == self.teacher_name else 1
         if self.family.name == "encoder":
-            return models.encoder_model(name, len(self.spec.labels), self.vocab_size).to(
-                self.device
+            model = models.encoder_model(name, len(self.spec.labels), self.vocab_size, n_devices)
+        else:
+            tok = self.family.tokenizer  # type: ignore[attr-defined]
+            model = models.seq2seq_model(
+                name, self.vocab_size, int(tok.pad_token_id), int(tok.eos_token_id), n_devices
             )
-        tok = self.family.tokenizer  # type: ignore[attr-defined]
-        return models.seq2seq_model(
-            name, self.vocab_size, int(tok.pad_token_id), int(tok.eos_token_id)
-        ).to(self.device)
+        return models.to_device(model, self.device)
 
     def evaluate(self, model: Any, examples: Sequence[Any]) -> MetricResult:
         items = self.family.encode(examples, with_targets=False)

@@ -80,7 +80,7 @@ def encoder_tokenizer(teacher: str) -> Any:
         raise _unavailable(teacher, exc, [MINILM_HUB_ID, *TRUNCATED]) from None
 
 
-def encoder_model(name: str, n_labels: int, vocab_size: int) -> torch.nn.Module:
+def encoder_model(name: str, n_labels: int, vocab_size: int, n_devices: int = 1) -> torch.nn.Module:
     if name in OFFLINE_BERT:
         hidden, layers, heads, intermediate = OFFLINE_BERT[name]
         config = BertConfig(
@@ -95,7 +95,7 @@ def encoder_model(name: str, n_labels: int, vocab_size: int) -> torch.nn.Module:
     base, n_layers = TRUNCATED.get(name, (name, 0))
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            local_copy(base), num_labels=n_labels
+            local_copy(base), num_labels=n_labels, **placement(n_devices)
         )
     except Exception as exc:
         raise _unavailable(name, exc, [MINILM_HUB_ID, *OFFLINE_BERT, *TRUNCATED]) from None
@@ -138,7 +138,9 @@ def seq2seq_tokenizer(name: str, texts: Sequence[str]) -> Any:
     return train_bpe_tokenizer(texts)
 
 
-def seq2seq_model(name: str, vocab_size: int, pad_id: int, eos_id: int) -> torch.nn.Module:
+def seq2seq_model(
+    name: str, vocab_size: int, pad_id: int, eos_id: int, n_devices: int = 1
+) -> torch.nn.Module:
     if name in OFFLINE_T5:
         d_model, d_ff, layers, heads, d_kv = OFFLINE_T5[name]
         config = T5Config(
@@ -157,9 +159,32 @@ def seq2seq_model(name: str, vocab_size: int, pad_id: int, eos_id: int) -> torch
         )
         return T5ForConditionalGeneration(config)
     try:
-        return AutoModelForSeq2SeqLM.from_pretrained(local_copy(name))
+        return AutoModelForSeq2SeqLM.from_pretrained(local_copy(name), **placement(n_devices))
     except Exception as exc:
         raise _unavailable(name, exc, list(OFFLINE_T5)) from None
+
+
+def placement(n_devices: int) -> dict[str, Any]:
+    """`from_pretrained` arguments that shard a model over the trial's GPUs, in bf16 where
+    the hardware has it; empty on CPUs or with one device (the model is moved whole)."""
+    if n_devices < 2 or not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        return {}
+    try:
+        import accelerate  # noqa: F401  (device maps need it)
+    except ImportError:
+        raise ValueError(
+            f"Sharding a model over n_devices={n_devices} GPUs needs accelerate: "
+            "pip install 'distill-or-annotate[gpu]'."
+        ) from None
+    kwargs: dict[str, Any] = {"device_map": "auto"}
+    if torch.cuda.is_bf16_supported():
+        kwargs["dtype"] = torch.bfloat16
+    return kwargs
+
+
+def to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move a model to `device` unless a device map already spread it over several."""
+    return model if getattr(model, "hf_device_map", None) else model.to(device)
 
 
 def n_parameters(model: torch.nn.Module) -> int:

@@ -246,6 +246,8 @@ def make_trainable(
                 fields.pop("distill", None)
                 if "n_threads" not in fields:
                     fields["n_threads"] = max(1, int(cfg.cpus_per_trial))
+                if "n_devices" not in fields and fraction > 0 and cfg.teacher_gpus >= 2:
+                    fields["n_devices"] = int(cfg.teacher_gpus)  # shard over what it holds
                 result = objective(trial_config(fields, cfg.preset), _intermediate)
                 tracker.log(run_id, metrics={"seed_score": result.score}, step=seed)
                 results.append(result)
