@@ -17,6 +17,7 @@ from objectives.tasks import get_task, task_names
 from objectives.trial_config import PRESETS
 from search_spaces import SPACES
 from sweep import config
+from sweep.tables import format_table
 
 EXIT_USAGE = 2
 
@@ -108,9 +109,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    widths = [max(len(str(row[i])) for row in (header, *table)) for i in range(len(header))]
-    for row in (header, *table):
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(format_table(header, [[str(cell) for cell in row] for row in table]))
     print(f"compute: ${book.usd_per_device_hour:.3f} per device-hour")
     return 0
 

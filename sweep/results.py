@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sweep.tables import format_table
 from sweep.tracking import TAG_BUDGET, TAG_SEED_LABELS, TAG_SWEEP, Tracker
 
 
@@ -152,8 +153,4 @@ def format_best(rows: list[BestAllocation]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in (header, *table)) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in (header, *table)
-    )
+    return format_table(header, table)
