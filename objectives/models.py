@@ -47,6 +47,23 @@ PAPER_T5_STUDENT = "google/t5-v1_1-small"
 PAPER_T5_TEACHER = "google/t5-v1_1-xxl"
 
 
+def default_seq2seq() -> tuple[str, str]:
+    """The paper's (teacher, student) when both are cached locally or the hub may be used;
+    otherwise the offline configs, so a default trial never waits on an unreachable hub."""
+    import os
+
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = all(
+        isinstance(try_to_load_from_cache(name, "config.json"), str)
+        for name in (PAPER_T5_TEACHER, PAPER_T5_STUDENT)
+    )
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+    if cached or not offline:
+        return PAPER_T5_TEACHER, PAPER_T5_STUDENT
+    return "t5-offline-teacher", "t5-offline-student"
+
+
 def local_copy(name: str) -> str:
     """A hub id with an installed offline copy resolves to that copy's folder."""
     if name == MINILM_HUB_ID:

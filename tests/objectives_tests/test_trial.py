@@ -183,3 +183,12 @@ def test_seq2seq_family_runs_a_trial(tiny_task: Path) -> None:
     assert result.teacher_status == "finished" and result.n_unlabelled > 0
     assert math.isfinite(result.score) and reports
     _check_money(result)
+
+
+def test_seq2seq_defaults_follow_the_hub_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    from objectives.models import default_seq2seq
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert default_seq2seq() == ("t5-offline-teacher", "t5-offline-student")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert default_seq2seq() == ("google/t5-v1_1-xxl", "google/t5-v1_1-small")
