@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,20 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tests.tiny_task import tiny_task  # noqa: F401  (a fixture for every package's tests)
+
+# `sweep run` on the closed-form stand-in: what the sweep tests vary the rest around.
+SWEEP_RUN = [
+    "run",
+    "--task",
+    "fever",
+    "--budget",
+    "300",
+    "--seed-labels",
+    "1000",
+    "--objective",
+    "synthetic",
+]
+SWEEP_CLI = [sys.executable, "-m", "sweep", *SWEEP_RUN]
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

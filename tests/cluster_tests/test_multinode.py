@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SWEEP_CLI
+
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -139,18 +141,7 @@ def test_trials_are_placed_by_strategy(
     assert set(nodes) == {"teacher_node", "student_node"}
     run = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "sweep",
-            "run",
-            "--task",
-            "fever",
-            "--budget",
-            "300",
-            "--seed-labels",
-            "1000",
-            "--objective",
-            "synthetic",
+            *SWEEP_CLI,
             "--sampler",
             "grid",
             "--trials",
@@ -192,18 +183,7 @@ def test_a_trial_no_node_can_hold_is_refused(
     address, env = loopback_cluster
     run = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "sweep",
-            "run",
-            "--task",
-            "fever",
-            "--budget",
-            "300",
-            "--seed-labels",
-            "1000",
-            "--objective",
-            "synthetic",
+            *SWEEP_CLI,
             "--trials",
             "2",
             "--address",
@@ -232,18 +212,7 @@ def test_losing_the_teacher_node_mid_sweep_loses_nothing(
     autoscaler would start one); the affected trials are retried, the sweep finishes."""
     address, env = loopback_cluster
     argv = [
-        sys.executable,
-        "-m",
-        "sweep",
-        "run",
-        "--task",
-        "fever",
-        "--budget",
-        "300",
-        "--seed-labels",
-        "1000",
-        "--objective",
-        "synthetic",
+        *SWEEP_CLI,
         "--standin-work-seconds",
         "3",
         "--sampler",

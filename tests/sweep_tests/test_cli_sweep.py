@@ -10,20 +10,11 @@ from PIL import Image
 
 from sweep.cli import main
 from sweep.tracking import Tracker
+from tests.conftest import SWEEP_RUN
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
-RUN = [
-    "run",
-    "--task",
-    "fever",
-    "--budget",
-    "300",
-    "--seed-labels",
-    "1000",
-    "--objective",
-    "synthetic",
-]
+RUN = SWEEP_RUN
 
 
 def test_run_best_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -13,6 +12,7 @@ import pytest
 
 from sweep.cli import main
 from sweep.tracking import TAG_TRIAL_NUMBER, Tracker
+from tests.conftest import SWEEP_CLI
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
@@ -20,18 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_then_resume(tmp_path: Path, signum: int) -> None:
     argv = [
-        sys.executable,
-        "-m",
-        "sweep",
-        "run",
-        "--task",
-        "fever",
-        "--budget",
-        "300",
-        "--seed-labels",
-        "1000",
-        "--objective",
-        "synthetic",
+        *SWEEP_CLI,
         "--standin-work-seconds",
         "1.5",
         "--trials",
@@ -81,18 +70,7 @@ def test_interrupt_then_resume(tmp_path: Path, signum: int) -> None:
 def test_driver_killed_then_resumed(tmp_path: Path) -> None:
     """SIGKILL gives the driver no chance to clean up: resume must recover on its own."""
     argv = [
-        sys.executable,
-        "-m",
-        "sweep",
-        "run",
-        "--task",
-        "fever",
-        "--budget",
-        "300",
-        "--seed-labels",
-        "1000",
-        "--objective",
-        "synthetic",
+        *SWEEP_CLI,
         "--standin-work-seconds",
         "1.5",
         "--trials",
