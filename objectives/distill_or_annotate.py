@@ -196,6 +196,7 @@ class _TeacherOutcome:
     status: str  # finished | unaffordable | unfinished | no_labels
     cache: str  # hit | miss | off
     key: str
+    dev_score: float | None = None  # scored once when built, kept in the cache entry
 
 
 def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
@@ -226,7 +227,9 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
             model = trial.build(trial.teacher_name)
             model.load_state_dict(torch.load(entry.path / "model.pt", map_location=trial.device))
             model.eval()
-            return _TeacherOutcome(model, "finished", "hit", key)
+            scored = entry.meta.get("dev_score", {}).get(str(len(trial.dev)))
+            score = trial.evaluate(model, trial.dev).value if scored is None else float(scored)
+            return _TeacherOutcome(model, "finished", "hit", key, score)
         model = trial.build(trial.teacher_name)
         planned = _plan_flops(
             trial.labelled, models.n_parameters(model), cfg.teacher_epochs, cfg.batch_size
@@ -248,10 +251,16 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
         )
         if not result.finished:
             return _TeacherOutcome(None, "unfinished", "off", key)
-        meta = {"usd": meter.spent_usd - before_usd, "flops": meter.flops - before_flops}
+        score = trial.evaluate(model, trial.dev).value
+        meta = {
+            "usd": meter.spent_usd - before_usd,
+            "flops": meter.flops - before_flops,
+            "dev_score": {str(len(trial.dev)): score},  # keyed by how many dev rows scored
+        }
         with trial.cache.writer(key, meta) as folder:
             torch.save(model.state_dict(), folder / "model.pt")
-        return _TeacherOutcome(model, "finished", "miss" if trial.cache.enabled else "off", key)
+        cache = "miss" if trial.cache.enabled else "off"
+        return _TeacherOutcome(model, "finished", cache, key, score)
 
 
 def _soft_cost_flops(trial: _Trial, teacher: Any, student_params: int, item: Item) -> float:
@@ -427,7 +436,6 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
     with _timed(timings, name, "evaluate"):
         dev = trial.evaluate(student, trial.dev)
         test = trial.evaluate(student, trial.test).value if trial.test else None
-        teacher_score = trial.evaluate(teacher.model, trial.dev).value if teacher.model else None
     result = TrialResult.from_allocation(
         allocation,
         compute_spent_usd=meter.spent_usd,
@@ -436,7 +444,7 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
         metric=dev.name,
         score=dev.value,
         test_score=test,
-        teacher_score=teacher_score,
+        teacher_score=teacher.dev_score,
         teacher_status=teacher.status,
         n_labels_used=trial.n_labels_used,
         n_unlabelled=len(softs),

@@ -368,7 +368,8 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
 def _tracker(args: argparse.Namespace) -> Any:
     """A Tracker on an existing store; never creates an empty one."""
     uri = args.tracking_uri or config.default_tracking(args.root)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    path = config.store_path(uri)
+    if path is not None and not path.is_file():
         raise ValueError(
             f"No MLflow store at {uri}; run a sweep first (`sweep demo`) or pass --tracking-uri."
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,13 +66,6 @@ def price_book(
 def user_tasks(task_files: list[str] | None) -> dict[str, TaskSpec]:
     specs = [load_task_file(f) for f in task_files or []]
     return {spec.name: spec for spec in specs}
-
-
-def resolve_task(
-    name: str, task_files: list[str] | None = None
-) -> tuple[TaskSpec, dict[str, TaskSpec]]:
-    extra = user_tasks(task_files)
-    return get_task(name, extra), extra
 
 
 # CLI option dest -> TrialConfig field, where the two names differ.
@@ -226,6 +220,33 @@ class SweepConfig:
         out = dataclasses.asdict(self)
         out["trial"] = dict(self.trial)
         return out
+
+
+def store_path(uri: str) -> Path | None:
+    """The local file behind a store URI: a SQLite database or an Optuna journal file;
+    None for a server or a database reached over the network."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///"))
+    return Path(uri) if "://" not in uri else None
+
+
+def check_writable(uri: str, what: str) -> None:
+    """Refuse a store whose file could not be created or written, before anything is."""
+    path = store_path(uri)
+    if path is None:
+        return
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if (
+        not folder.is_dir()
+        or not os.access(folder, os.W_OK)
+        or (path.exists() and not os.access(path, os.W_OK))
+    ):
+        raise ValueError(
+            f"{what} {uri!r} is not writable ({folder} is not a writable folder); choose a "
+            "folder you can write to."
+        )
 
 
 def default_tracking(root: str) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from objectives.data import data_source, load_task_data
 from objectives.tasks import TaskSpec
+from sweep.config import check_writable, store_path
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,8 @@ def check_ray(address: str | None) -> Check:
 
 def check_tracking(uri: str) -> Check:
     def probe() -> str:
-        from sweep.tuner import _check_writable
-
-        _check_writable(uri, "--tracking-uri")
-        path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+        check_writable(uri, "--tracking-uri")
+        path = store_path(uri)
         if path is not None and not path.exists():
             return f"{uri} (writable; will be created by the first sweep)"
         from sweep.tracking import Tracker
@@ -71,10 +69,10 @@ def check_tracking(uri: str) -> Check:
 
 def check_storage(uri: str) -> Check:
     def probe() -> str:
-        from sweep.tuner import _check_writable, _sqlite_path, optuna_storage
+        from sweep.tuner import optuna_storage
 
-        _check_writable(uri, "--storage")
-        path = _sqlite_path(uri) or (Path(uri) if "://" not in uri else None)
+        check_writable(uri, "--storage")
+        path = store_path(uri)
         if path is not None and not path.exists():
             return f"{uri} (writable; will be created by the first sweep)"
         import optuna

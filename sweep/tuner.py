@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from objectives.budget import Budget, allocate
-from objectives.tasks import TaskSpec
 from objectives.trial_config import Report, TrialConfig, TrialResult, trial_config
 from search_spaces import get_space
 from search_spaces.spaces import PAPER_FRACTIONS
-from sweep.config import SweepConfig
+from sweep.config import SweepConfig, check_writable, store_path
 
 logger = logging.getLogger(__name__)
 
@@ -35,32 +34,6 @@ RAY_TMP = "/tmp/doa-ray"  # short: Ray's unix sockets break on paths over ~107 b
 
 
 # --- validation before anything is written ---------------------------------------------
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
-
-
-def _check_writable(uri: str, what: str) -> None:
-    path = _sqlite_path(uri) or (Path(uri) if "://" not in uri else None)
-    if path is None:
-        return
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if (
-        not folder.is_dir()
-        or not os.access(folder, os.W_OK)
-        or (path.exists() and not os.access(path, os.W_OK))
-    ):
-        raise ValueError(
-            f"{what} {uri!r} is not writable ({folder} is not a writable folder); choose a "
-            "folder you can write to."
-        )
-
-
-def _task_spec(cfg: SweepConfig) -> TaskSpec:
-    return trial_config(_trial_fields(cfg, 0.0, 0), cfg.preset).task_spec()
 
 
 def _trial_fields(cfg: SweepConfig, fraction: float, seed: int) -> dict[str, Any]:
@@ -102,9 +75,9 @@ def validate(cfg: SweepConfig) -> None:
 
         ReplayTable.from_csv(str(cfg.replay_table))
     get_space(cfg.space_name)
-    _check_writable(cfg.tracking, "--tracking-uri")
-    _check_writable(cfg.optuna_storage, "--storage")
-    _check_writable(str(Path(cfg.root).resolve() / "x"), "--root")
+    check_writable(cfg.tracking, "--tracking-uri")
+    check_writable(cfg.optuna_storage, "--storage")
+    check_writable(str(Path(cfg.root).resolve() / "x"), "--root")
     check_reachable(ray_address(cfg.address))
 
 
@@ -459,7 +432,7 @@ def _existing_study(name: str, storage: str) -> bool:
     """Whether `storage` holds a study `name`, without creating the storage."""
     import optuna
 
-    path = _sqlite_path(storage) or (Path(storage) if "://" not in storage else None)
+    path = store_path(storage)
     if path is not None and not path.exists():
         return False
     try:
