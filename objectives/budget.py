@@ -229,3 +229,35 @@ def allocate(
         compute_usd=_usd(compute),
         unspent_usd=_usd(annotation_budget - annotation),
     )
+
+
+def allocate_counts(
+    task: str,
+    n_new_labels: int,
+    compute_usd: float,
+    prices: PriceBook,
+    n_seed_labels: int = 0,
+) -> Allocation:
+    """The allocation of a grid point: exactly `n_new_labels` labels plus a compute allowance.
+
+    The budget is what both cost together, so nothing is left over for labels; the compute
+    fraction follows from the two amounts (the paper's labelled x unlabelled grid).
+    """
+    if n_new_labels < 0:
+        raise ValueError(f"`n_new_labels >= 0` must hold, but got n_new_labels={n_new_labels}.")
+    _check_finite_nonnegative("compute_usd", compute_usd)
+    price = prices.label_price(task)
+    annotation = n_new_labels * _dec(price)
+    compute = _dec(compute_usd).quantize(_MICRO, rounding=ROUND_FLOOR)
+    budget = Budget(_usd(annotation + compute)).usd
+    return Allocation(
+        task=task,
+        budget_usd=budget,
+        compute_fraction=float(compute / (annotation + compute)),
+        usd_per_label=price,
+        n_seed_labels=n_seed_labels,
+        n_new_labels=n_new_labels,
+        annotation_usd=_usd(annotation),
+        compute_usd=_usd(compute),
+        unspent_usd=0.0,
+    )

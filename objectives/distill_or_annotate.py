@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from objectives import models
-from objectives.budget import Allocation, allocate
+from objectives.budget import Allocation
 from objectives.cache import StageCache, content_key
 from objectives.data import TaskData, load_task_data, split_pool, take
 from objectives.families import EncoderFamily, Family, Item, Seq2SeqFamily, Soft
@@ -129,9 +129,7 @@ def _tokenizer(spec: TaskSpec, data: TaskData, family: str, cache: StageCache, t
 
 def _prepare(cfg: TrialConfig, report: Report) -> _Trial:
     spec = cfg.task_spec()
-    allocation = allocate(
-        spec.name, cfg.budget_usd, cfg.compute_fraction, cfg.prices(spec), cfg.n_seed_labels
-    )
+    allocation = cfg.allocation(spec)
     data = load_task_data(spec, cfg.data_dir)
     if cfg.n_seed_labels > len(data.train):
         raise ValueError(

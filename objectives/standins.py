@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from objectives.budget import Allocation, allocate
+from objectives.budget import Allocation
 from objectives.trial_config import Report, TrialConfig, TrialResult
 
 
@@ -91,17 +91,14 @@ class Landscape:
 
 def _split(cfg: TrialConfig, cost: CostModel, pool: int) -> tuple[Allocation, int, int, str, float]:
     """(allocation, labelled, unlabelled, teacher status, compute spent) of a config."""
-    spec = cfg.task_spec()
-    allocation = allocate(
-        spec.name, cfg.budget_usd, cfg.compute_fraction, cfg.prices(spec), cfg.n_seed_labels
-    )
+    allocation = cfg.allocation(cfg.task_spec())
     n_labelled = allocation.n_labels
     if allocation.compute_usd == 0:
         return allocation, n_labelled, 0, "not_needed", 0.0
     n_unlabelled = cost.affordable_unlabelled(allocation.compute_usd, n_labelled)
     if n_unlabelled < 0:
         return allocation, n_labelled, 0, "unaffordable", 0.0
-    n_unlabelled = min(n_unlabelled, pool)
+    n_unlabelled = min(n_unlabelled, pool, cfg.max_unlabelled or pool)
     return (
         allocation,
         n_labelled,

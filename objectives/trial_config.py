@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from objectives.budget import Allocation, PriceBook
+from objectives.budget import Allocation, PriceBook, allocate, allocate_counts
 from objectives.meter import MeterMode, get_profile
 from objectives.tasks import TaskSpec, get_task, load_task_file
 
@@ -40,6 +40,9 @@ class TrialConfig:
     student_lr: float = 3e-5
     batch_size: int = 32
     max_unlabelled: int | None = None
+    # Grid mode (the paper's labelled x unlabelled grid): buy exactly this many labels and
+    # give the rest of `budget_usd` to compute; `compute_fraction` is then ignored.
+    n_labels: int | None = None
     max_eval_examples: int | None = 1000
     n_reports: int = 5
     usd_per_label: float | None = None  # None: the task's own price
@@ -87,6 +90,27 @@ class TrialConfig:
                 )
             return self.family
         return "encoder" if spec.kind == "classification" else "seq2seq"
+
+    def allocation(self, spec: TaskSpec) -> Allocation:
+        """How this trial's budget is split (every objective spends it this way)."""
+        prices = self.prices(spec)
+        if self.n_labels is None:
+            return allocate(
+                spec.name, self.budget_usd, self.compute_fraction, prices, self.n_seed_labels
+            )
+        annotation_usd = self.n_labels * prices.label_price(spec.name)
+        if annotation_usd > self.budget_usd + 1e-9:
+            raise ValueError(
+                f"`n_labels * usd_per_label <= budget_usd` must hold, but {self.n_labels} labels "
+                f"cost ${annotation_usd:g} and budget_usd={self.budget_usd:g}."
+            )
+        return allocate_counts(
+            spec.name,
+            self.n_labels,
+            max(0.0, self.budget_usd - annotation_usd),
+            prices,
+            self.n_seed_labels,
+        )
 
     def prices(self, spec: TaskSpec) -> PriceBook:
         return PriceBook(

@@ -24,16 +24,20 @@ PAPER_FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 def distill_or_annotate(trial: TrialLike) -> dict[str, Any]:
-    """The default space: annotate only, or spend a share of the budget on distillation.
+    """The default space: the compute share in [0, 1], and the distillation temperature
+    whenever some money goes to compute.
 
-    `f == 0` is its own branch because it is the paper's baseline and a continuous
-    suggestion never hits it exactly; the temperature matters only when distilling.
+    `f == 0` (annotate only, the paper's baseline) is a point a continuous suggestion never
+    hits; the sweep enqueues it once (`BASELINE`) instead of giving it a branch of its own,
+    which a sampler would keep suggesting again although it has nothing left to tune.
     """
-    if not trial.suggest_categorical("distill", [False, True]):
-        return {"compute_fraction": 0.0}
-    trial.suggest_float("compute_fraction", 0.02, 1.0)
-    trial.suggest_float("temperature", 1.0, 8.0, log=True)
+    if trial.suggest_float("compute_fraction", 0.0, 1.0) > 0:
+        trial.suggest_float("temperature", 1.0, 8.0, log=True)
     return {}
+
+
+# The first trial of a new sweep in a space that contains it: annotate only.
+BASELINE: dict[str, Any] = {"compute_fraction": 0.0}
 
 
 def fraction_only(trial: TrialLike) -> dict[str, Any]:

@@ -240,9 +240,22 @@ SWEEP_ARGS = (
     "student_node_resource",
     "sampler_seed",
     "preset",
+    "budget_range",
+    "warm_start",
 )
 # Fields that define what a sweep measures: a resume may not change them.
-FIXED_ON_RESUME = ("task", "budget_usd", "n_seed_labels", "seeds", "objective", "preset", "trial")
+FIXED_ON_RESUME = (
+    "task",
+    "budget_usd",
+    "n_seed_labels",
+    "seeds",
+    "objective",
+    "preset",
+    "trial",
+    "budget_range",
+    "grid_labels",
+    "grid_unlabelled",
+)
 
 
 def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
@@ -276,6 +289,20 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--student-gpus", type=float, help="GPUs of an annotation-only trial")
     parser.add_argument("--teacher-node-resource", help="custom resource of teacher nodes")
     parser.add_argument("--student-node-resource", help="custom resource of student nodes")
+
+
+def _numbers(kind: type[int] | type[float], what: str) -> Callable[[str], list[Any]]:
+    """An argparse type for comma-separated numbers, naming the bad item."""
+
+    def parse(text: str) -> list[Any]:
+        try:
+            return [kind(item) for item in text.split(",") if item.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{what} takes comma-separated {kind.__name__}s (e.g. 100,500), got {text!r}"
+            ) from None
+
+    return parse
 
 
 def _stored_sweep(sweep_values: dict[str, Any]) -> dict[str, Any]:
@@ -317,10 +344,14 @@ def _resumed(stored: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def sweep_config(args: argparse.Namespace) -> config.SweepConfig:
+def sweep_config(
+    args: argparse.Namespace, grid: tuple[list[int], list[int]] | None = None
+) -> config.SweepConfig:
     """A SweepConfig from the command line and --config; on --resume, from the stored one."""
     file_cfg, fields = _settings(args)
     sweep_values = config.merged(args, file_cfg, SWEEP_ARGS)
+    if grid is not None and grid[0]:
+        sweep_values["grid_labels"], sweep_values["grid_unlabelled"] = grid
     stored = _stored_sweep(sweep_values) if args.resume else None
     if stored is not None and not (args.price or args.usd_per_device_hour or args.config):
         for key in config.PRICE_FIELDS:  # keep the stored prices unless new ones were given
@@ -334,6 +365,8 @@ def sweep_config(args: argparse.Namespace) -> config.SweepConfig:
         values["n_trials"] = sweep_values["trials"]
     if stored is not None:
         values = _resumed(stored, values)
+    if values.get("budget_range") and "budget_usd" not in values:
+        values["budget_usd"] = min(values["budget_range"])  # names the sweep; not searched
     _require(values, "task", "budget_usd", "n_seed_labels")
     if "n_trials" not in values:
         raise UsageError("missing --trials (or trials in --config)")
@@ -356,8 +389,166 @@ def cmd_run(args: argparse.Namespace) -> int:
         f" best score {summary.best_score if summary.best_score is not None else '-'}"
         f" with {summary.best_params}"
     )
-    print(f"next: sweep best --task {summary.task} --tracking-uri {summary.tracking_uri}")
+    pareto = f" --sweep {summary.name} --pareto" if cfg.multi_objective else ""
+    print(f"next: sweep best --task {summary.task}{pareto} --tracking-uri {summary.tracking_uri}")
     return 0
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from sweep import plots
+    from sweep.results import finished_trials
+    from sweep.tracking import Tracker
+    from sweep.tuner import run_sweep
+
+    if not args.resume and (not args.labels or args.unlabelled is None):
+        raise UsageError(
+            "missing --labels and --unlabelled (e.g. --labels 100,500 --unlabelled 0,1000)"
+        )
+    if args.budget is not None or args.seed_labels:
+        raise UsageError(
+            "a grid point buys its labels and pays its compute: it takes no --budget or "
+            "--seed-labels (--compute-allowance caps each point's compute)"
+        )
+    if not args.compute_allowance > 0:
+        raise ValueError(
+            "`compute_allowance > 0` must hold, but got "
+            f"--compute-allowance {args.compute_allowance!r}."
+        )
+    args.budget = args.compute_allowance  # a grid sweep's budget is each point's allowance
+    args.seed_labels = 0
+    args.trials = len(args.labels or []) * len(args.unlabelled or []) or None
+    if args.name is None and args.task:
+        args.name = f"{args.task}-grid"
+    cfg = sweep_config(args, grid=(args.labels or [], args.unlabelled or []))
+    summary = run_sweep(cfg, resume=args.resume)
+    rows = [r for r in finished_trials(Tracker(summary.tracking_uri), cfg.task, cfg.name)]
+    path = plots.grid(rows, Path(args.out) / f"{cfg.name}.png")
+    print(format_grid(rows))
+    print(f"plot: {path}")
+    return 0
+
+
+def format_grid(rows: list[Any]) -> str:
+    from sweep.results import pareto_set
+
+    front = {r.run_id for r in pareto_set(rows)}
+    header = ("labels", "unlabelled", "total $", "compute $", "compute share", "score", "front")
+    table = [
+        (
+            str(r.n_labels_used),
+            f"{r.n_unlabelled:.0f}",
+            f"{r.practitioner_usd:.2f}",
+            f"{r.compute_spent_usd:.2f}",
+            f"{r.compute_spent_usd / r.practitioner_usd:.0%}" if r.practitioner_usd else "-",
+            f"{r.score:.4f}",
+            "*" if r.run_id in front else "",
+        )
+        for r in sorted(rows, key=lambda r: (r.n_labels_used, r.n_unlabelled))
+    ]
+    return format_table(header, table)
+
+
+def cmd_frontier(args: argparse.Namespace) -> int:
+    from sweep import frontier, plots
+    from sweep.results import finished_trials
+
+    for budget in args.budgets:
+        if not budget > 0:
+            raise ValueError(f"`budget_usd > 0` must hold, but got --budgets item {budget!r}.")
+    tracker = _tracker(args)
+    rows = [
+        r
+        for r in finished_trials(tracker, args.task)
+        if args.sweep is None or r.sweep in args.sweep
+    ]
+    options = {"seed_labels": args.seed_labels, "pool_cap": args.max_unlabelled}
+    try:
+        model = frontier.fit(rows, args.task, **options)
+        recs = [frontier.recommend(model, b) for b in args.budgets]
+        check = (
+            frontier.holdout(rows, args.task, args.holdout_budget, **options)
+            if args.holdout_budget
+            else None
+        )
+    except frontier.NotEnoughTrials as exc:
+        print(f"sweep: {exc}", file=sys.stderr)
+        return 1
+    path = plots.frontier(model, args.budgets, rows, Path(args.out) / f"{args.task}_frontier.png")
+    if args.json:
+        print(json.dumps(frontier_json(model, recs, check, path), indent=2))
+        return 0
+    print(format_frontier(model, recs, check))
+    print(f"plot: {path}")
+    return 0
+
+
+def frontier_json(model: Any, recs: list[Any], check: Any, path: Path) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {
+        "model": {
+            "formula": model.curve.formula(),
+            "curve": asdict(model.curve),
+            "costs": asdict(model.costs),
+            "n_trials": model.n_trials,
+            "sweeps": list(model.sweeps),
+            "held_out": asdict(model.held_out),
+            "seed_labels": model.seed_labels,
+        },
+        "budgets": [r.to_dict() for r in recs],
+        "holdout": None if check is None else asdict(check),
+        "plot": str(path),
+    }
+
+
+def format_frontier(model: Any, recs: list[Any], check: Any) -> str:
+    held = model.held_out
+    lines = [
+        f"{model.curve.formula()}  (L labels, U unlabelled)",
+        f"fitted on {model.n_trials} trials of {', '.join(model.sweeps)}; leave-one-out "
+        f"error {held.mae:.4f} mean, {held.max_error:.4f} worst (predicting the mean score: "
+        f"{held.baseline_mae:.4f})",
+        "",
+    ]
+    header = (
+        "budget",
+        "best f [90 %]",
+        "labels",
+        "unlabelled",
+        "device-h",
+        "spent",
+        "predicted score [90 %]",
+        "range",
+    )
+    table = [
+        (
+            f"${r.budget_usd:g}",
+            "{:.2f} [{:.2f}, {:.2f}]".format(r.compute_fraction, *r.fraction_interval),
+            f"{r.n_labels} (+{r.n_new_labels})",
+            str(r.n_unlabelled),
+            f"{r.device_hours:.4f}",
+            f"${r.spent_usd:.2f}",
+            f"{r.score:.4f} [{r.score_interval[0]:.4f}, {r.score_interval[1]:.4f}]",
+            "inside" if r.inside else f"outside: {r.why_outside}",
+        )
+        for r in recs
+    ]
+    lines.append(format_table(header, table))
+    if check is not None:
+        rec = check.recommended
+        lines += [
+            "",
+            f"held-out budget ${check.budget_usd:g} (its trials were left out of the fit):",
+            *(
+                f"  f={f:.3f}: predicted {p:.4f}, measured {m:.4f} (error {p - m:+.4f})"
+                for f, p, m in check.rows
+            ),
+            f"  recommended f={rec.compute_fraction:.2f} predicted {rec.score:.4f}; best "
+            f"measured f={check.measured_best_fraction:.3f} scored "
+            f"{check.measured_best_score:.4f}; measured nearest the recommendation: "
+            f"{check.measured_at_recommended:.4f}",
+        ]
+    return "\n".join(lines)
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -383,13 +574,34 @@ def cmd_best(args: argparse.Namespace) -> int:
 
     if args.budget is not None and args.budget <= 0:
         raise ValueError(f"`budget_usd > 0` must hold, but got budget_usd={args.budget!r}.")
-    rows = best_allocations(_tracker(args), args.task, args.budget)
+    if args.pareto:
+        return _print_pareto(args)
+    rows = best_allocations(_tracker(args), args.task, args.budget, args.sweep)
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     elif not rows:
         print("no finished trials match", file=sys.stderr)
     else:
         print(format_best(rows))
+    return 0 if rows else 1
+
+
+def _print_pareto(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from sweep.results import finished_trials, format_trials, pareto_set
+
+    rows = pareto_set(
+        r
+        for r in finished_trials(_tracker(args), args.task)
+        if args.sweep is None or r.sweep in args.sweep
+    )
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+    elif rows:
+        print(format_trials(rows))
+    else:
+        print("no finished trials match", file=sys.stderr)
     return 0 if rows else 1
 
 
@@ -538,11 +750,71 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run (or --resume) a sweep with Ray Tune, Optuna, MLflow")
     _add_trial_options(run, sweep=True)
     _add_sweep_options(run)
+    run.add_argument(
+        "--budget-range",
+        type=_numbers(float, "--budget-range"),
+        metavar="LOW,HIGH",
+        help="search the budget too: two objectives (score, dollars) and a Pareto set",
+    )
+    run.add_argument(
+        "--warm-start",
+        action="append",
+        metavar="TASK",
+        help="try the best compute shares found on TASK first (repeatable)",
+    )
     run.set_defaults(func=cmd_run)
+
+    grid = sub.add_parser(
+        "grid", help="the paper's labelled x unlabelled grid, with its cost/score Pareto front"
+    )
+    _add_trial_options(grid, sweep=True)
+    _add_sweep_options(grid)
+    grid.add_argument(
+        "--labels", type=_numbers(int, "--labels"), help="labels bought, e.g. 100,500,1000"
+    )
+    grid.add_argument(
+        "--unlabelled", type=_numbers(int, "--unlabelled"), help="e.g. 0,10000,100000"
+    )
+    grid.add_argument(
+        "--compute-allowance",
+        type=float,
+        default=1000.0,
+        metavar="USD",
+        help="most compute dollars one point may spend (1000); what it does not use is kept",
+    )
+    grid.add_argument("--out", default="runs/report", help="folder for the grid plot")
+    grid.set_defaults(func=cmd_grid)
+
+    frontier = sub.add_parser(
+        "frontier", help="recommended split and predicted score for any budget (reads MLflow)"
+    )
+    frontier.add_argument("--task", required=True)
+    frontier.add_argument(
+        "--budgets", type=_numbers(float, "--budgets"), required=True, metavar="B1,B2,..."
+    )
+    frontier.add_argument("--seed-labels", type=int, help="labels already owned (the trials')")
+    frontier.add_argument(
+        "--sweep", action="append", metavar="NAME", help="fit on these sweeps only (repeatable)"
+    )
+    frontier.add_argument(
+        "--holdout-budget",
+        type=float,
+        metavar="USD",
+        help="fit without the trials at this budget and compare the model's predictions with them",
+    )
+    frontier.add_argument("--max-unlabelled", type=int, help="pool cap (default: seen in trials)")
+    frontier.add_argument("--out", default="runs/report", help="folder for the frontier plot")
+    frontier.add_argument("--json", action="store_true")
+    _add_store_options(frontier)
+    frontier.set_defaults(func=cmd_frontier)
 
     best = sub.add_parser("best", help="best allocation per task and budget (reads MLflow)")
     best.add_argument("--task")
     best.add_argument("--budget", type=float, metavar="USD")
+    best.add_argument("--sweep", action="append", metavar="NAME", help="these sweeps only")
+    best.add_argument(
+        "--pareto", action="store_true", help="the trials no cheaper trial beats (score, $)"
+    )
     best.add_argument("--json", action="store_true")
     _add_store_options(best)
     best.set_defaults(func=cmd_best)

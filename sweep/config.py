@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +170,14 @@ class SweepConfig:
     student_gpus: float = 0.0
     teacher_node_resource: str | None = None
     student_node_resource: str | None = None
+    # Grid mode (`sweep grid`, the paper's grid): one trial per labelled x unlabelled pair,
+    # all labels bought; `budget_usd` is then each point's compute allowance.
+    grid_labels: Sequence[int] = ()
+    grid_unlabelled: Sequence[int] = ()
+    # Budget-aware mode: the budget is searched in [low, high] too; two objectives (score up,
+    # dollars spent down) and a Pareto set instead of one best trial.
+    budget_range: Sequence[float] = ()
+    warm_start: Sequence[str] = ()  # tasks whose best allocations are tried first
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\'\" "):
@@ -191,8 +199,42 @@ class SweepConfig:
             )
         if self.objective == "replay" and not self.replay_table:
             raise ValueError("--objective replay needs --replay-table FILE (a CSV of results).")
-        # A plain dict copy, not a read-only proxy: the config is pickled to Ray workers.
+        # Plain copies, not read-only proxies: the config is pickled to Ray workers and
+        # stored as JSON in the study.
         object.__setattr__(self, "trial", dict(self.trial))
+        for name in ("grid_labels", "grid_unlabelled", "budget_range", "warm_start"):
+            object.__setattr__(self, name, list(getattr(self, name)))
+        self._check_modes()
+
+    def _check_modes(self) -> None:
+        if bool(self.grid_labels) != bool(self.grid_unlabelled):
+            raise ValueError("A grid needs both --labels and --unlabelled.")
+        if any(n < 1 for n in self.grid_labels) or any(n < 0 for n in self.grid_unlabelled):
+            raise ValueError(
+                f"Grid labels must be >= 1 and unlabelled counts >= 0, but got "
+                f"labels={self.grid_labels}, unlabelled={self.grid_unlabelled}."
+            )
+        if self.grid_labels and self.n_seed_labels:
+            raise ValueError("A grid buys all its labels: n_seed_labels must be 0.")
+        if self.budget_range:
+            low, high = [*self.budget_range, 0.0, 0.0][:2]
+            if len(self.budget_range) != 2 or not 0 < low < high:
+                raise ValueError(
+                    "`0 < low < high` must hold for --budget-range LOW,HIGH, but got "
+                    f"{','.join(f'{b:g}' for b in self.budget_range)}."
+                )
+            if self.sampler == "grid" or self.grid_labels:
+                raise ValueError("--budget-range needs a searching sampler, not a grid.")
+        if self.warm_start and (self.sampler == "grid" or self.grid_labels):
+            raise ValueError("--warm-start needs a searching sampler, not a grid.")
+
+    @property
+    def is_grid(self) -> bool:
+        return bool(self.grid_labels)
+
+    @property
+    def multi_objective(self) -> bool:
+        return bool(self.budget_range)
 
     @property
     def tracking(self) -> str:
@@ -220,6 +262,13 @@ class SweepConfig:
         out = dataclasses.asdict(self)
         out["trial"] = dict(self.trial)
         return out
+
+    def trial_budget_usd(self, config: Mapping[str, Any], usd_per_label: float) -> float:
+        """The budget of one trial: the sweep's, the sampled one, or a grid point's cost."""
+        if self.is_grid:
+            allowance = self.budget_usd if int(config["n_unlabelled"]) > 0 else 0.0
+            return round(int(config["n_labels"]) * usd_per_label + allowance, 6)
+        return float(config.get("budget_usd", self.budget_usd))
 
 
 def store_path(uri: str) -> Path | None:

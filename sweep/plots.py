@@ -11,20 +11,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 
-from sweep.results import TrialRow
+from sweep.frontier import LearningCurve, recommend
+from sweep.results import TrialRow, pareto_set
 
 STRATEGY_COLOURS = {"annotate": "tab:blue", "mixed": "tab:purple", "distill": "tab:red"}
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points (cost, score) not beaten by a cheaper-or-equal point with a higher score."""
-    front: list[tuple[float, float]] = []
-    for cost, score in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or score > front[-1][1]:
-            front.append((cost, score))
-    return front
 
 
 def score_vs_fraction(rows: Sequence[TrialRow], path: Path) -> Path:
@@ -64,10 +57,10 @@ def pareto(rows: Sequence[TrialRow], path: Path) -> Path:
             label=f"B=${budget:g}",
             alpha=0.7,
         )
-    front = pareto_front([(r.practitioner_usd, r.score) for r in rows])
+    front = pareto_set(rows)
     ax.step(
-        [c for c, _ in front],
-        [s for _, s in front],
+        [r.practitioner_usd for r in front],
+        [r.score for r in front],
         where="post",
         color="black",
         label="Pareto front",
@@ -100,6 +93,83 @@ def history(rows: Sequence[TrialRow], path: Path) -> Path:
     return _save(fig, path)
 
 
+def grid(rows: Sequence[TrialRow], path: Path) -> Path:
+    """The paper's Pareto analysis: total dollars against score over the labelled x
+    unlabelled grid, the frontier, and the compute share of each frontier point."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for n_unlabelled in sorted({r.n_unlabelled for r in rows}):
+        chosen = [r for r in rows if r.n_unlabelled == n_unlabelled]
+        ax.scatter(
+            [r.practitioner_usd for r in chosen],
+            [r.score for r in chosen],
+            label=f"U={n_unlabelled:.0f}",
+            alpha=0.75,
+        )
+    front = pareto_set(rows)
+    ax.step([r.practitioner_usd for r in front], [r.score for r in front], where="post", color="k")
+    for r in front:
+        share = r.compute_spent_usd / r.practitioner_usd if r.practitioner_usd else 0.0
+        ax.annotate(
+            f"L={r.n_labels_used}, {share:.0%} compute", (r.practitioner_usd, r.score), fontsize=7
+        )
+    ax.set_xscale("log")
+    ax.set_title(f"{rows[0].task}: labelled x unlabelled grid and its Pareto front")
+    ax.set_xlabel("total dollars (labels + compute), log scale")
+    ax.set_ylabel("student dev score")
+    ax.grid(alpha=0.3)
+    ax.legend(title="unlabelled", fontsize=8)
+    return _save(fig, path)
+
+
+def frontier(
+    model: LearningCurve,
+    budgets: Sequence[float],
+    rows: Sequence[TrialRow],
+    path: Path,
+) -> Path:
+    """Left: the recommended compute share against the budget, with the bootstrap's 90 %
+    band. Right: the predicted cost/quality front with the measured trials on it."""
+    low = min([*budgets, model.budget_range[0]])
+    high = max([*budgets, model.budget_range[1]])
+    dense = [float(b) for b in np.geomspace(low, high, 40)]
+    recs = [recommend(model, b) for b in dense]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    left.plot(dense, [r.compute_fraction for r in recs], color="tab:red", label="recommended")
+    left.fill_between(
+        dense,
+        [r.fraction_interval[0] for r in recs],
+        [r.fraction_interval[1] for r in recs],
+        color="tab:red",
+        alpha=0.2,
+        label="90 % of bootstrap fits",
+    )
+    left.axvspan(*model.budget_range, color="grey", alpha=0.1, label="budgets with trials")
+    left.set_xscale("log")
+    left.set_ylim(-0.03, 1.03)
+    left.set_xlabel("budget (USD), log scale")
+    left.set_ylabel("compute share of the budget")
+    left.legend(fontsize=8)
+    right.plot(
+        [r.spent_usd for r in recs], [r.score for r in recs], color="black", label="predicted front"
+    )
+    right.fill_between(
+        [r.spent_usd for r in recs],
+        [r.score_interval[0] for r in recs],
+        [r.score_interval[1] for r in recs],
+        color="grey",
+        alpha=0.3,
+    )
+    right.scatter([r.practitioner_usd for r in rows], [r.score for r in rows], s=16, label="trials")
+    right.set_xscale("log")
+    right.set_xlabel("dollars spent (labels + compute), log scale")
+    right.set_ylabel("student dev score")
+    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{rows[0].task}: {model.curve.formula()}", fontsize=9)
+    return _save(fig, path)
+
+
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -110,7 +180,13 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def all_plots(rows: Sequence[TrialRow], out_dir: Path) -> list[Path]:
     task = rows[0].task
+    grid_rows = [r for r in rows if r.grid]
+    rows = [r for r in rows if not r.grid]
+    extra = [grid(grid_rows, out_dir / f"{task}_grid.png")] if grid_rows else []
+    if not rows:
+        return extra
     return [
+        *extra,
         score_vs_fraction(rows, out_dir / f"{task}_score_vs_fraction.png"),
         pareto(rows, out_dir / f"{task}_pareto.png"),
         history(rows, out_dir / f"{task}_history.png"),

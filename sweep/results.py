@@ -4,11 +4,12 @@ only; starts no Ray."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sweep.tables import format_table
-from sweep.tracking import TAG_BUDGET, TAG_SEED_LABELS, TAG_SWEEP, Tracker
+from sweep.tracking import TAG_BUDGET, TAG_MODE, TAG_SEED_LABELS, TAG_SWEEP, Tracker
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,12 @@ class TrialRow:
     sweep_spent_usd: float
     trial_number: int | None
     start_time_ms: int
+    n_labels_used: int = 0
+    annotation_usd: float = 0.0
+    compute_usd: float = 0.0
+    compute_spent_usd: float = 0.0
+    teacher_status: str = ""
+    grid: bool = False  # a point of the labelled x unlabelled grid, not a budget's split
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,12 @@ def _row(run: Any) -> TrialRow:
         sweep_spent_usd=float(m.get("sweep_spent_usd", 0.0)),
         trial_number=int(number) if number not in (None, "") else None,
         start_time_ms=int(run.info.start_time or 0),
+        n_labels_used=int(m.get("n_labels_used", 0)),
+        annotation_usd=float(m.get("annotation_usd", 0.0)),
+        compute_usd=float(m.get("compute_usd", 0.0)),
+        compute_spent_usd=float(m.get("compute_spent_usd", 0.0)),
+        teacher_status=t.get("teacher_status", ""),
+        grid=t.get(TAG_MODE) == "grid",
     )
 
 
@@ -91,11 +104,17 @@ def finished_trials(
 
 
 def best_allocations(
-    tracker: Tracker, task: str | None = None, budget_usd: float | None = None
+    tracker: Tracker,
+    task: str | None = None,
+    budget_usd: float | None = None,
+    sweeps: Sequence[str] | None = None,
 ) -> list[BestAllocation]:
-    """Per (task, budget, seed labels): the best finished trial and how many stand behind it."""
+    """Per (task, budget, seed labels): the best finished trial and how many stand behind it.
+    Grid points are left out: each is its own allocation, not a choice within a budget."""
     groups: dict[tuple[str, float, int], list[TrialRow]] = defaultdict(list)
     for row in finished_trials(tracker, task):
+        if row.grid or (sweeps is not None and row.sweep not in sweeps):
+            continue
         if budget_usd is None or abs(row.budget_usd - budget_usd) < 1e-9:
             groups[(row.task, row.budget_usd, row.n_seed_labels)].append(row)
     out = []
@@ -121,6 +140,34 @@ def best_allocations(
             )
         )
     return out
+
+
+def pareto_set(rows: Iterable[TrialRow]) -> list[TrialRow]:
+    """Trials that no trial beats on both score and dollars spent, cheapest first."""
+    front: list[TrialRow] = []
+    for row in sorted(rows, key=lambda r: (r.practitioner_usd, -r.score)):
+        if not front or row.score > front[-1].score:
+            front.append(row)
+    return front
+
+
+def format_trials(rows: Sequence[TrialRow]) -> str:
+    header = ("task", "sweep", "budget", "f", "labels", "unlabelled", "spent", "score", "run id")
+    table = [
+        (
+            r.task,
+            r.sweep,
+            f"${r.budget_usd:g}",
+            f"{r.compute_fraction:.3f}",
+            str(r.n_labels_used),
+            f"{r.n_unlabelled:.0f}",
+            f"${r.practitioner_usd:.2f}",
+            f"{r.score:.4f}",
+            r.run_id,
+        )
+        for r in rows
+    ]
+    return format_table(header, table)
 
 
 def format_best(rows: list[BestAllocation]) -> str:

@@ -35,6 +35,7 @@ TAG_SWEEP = "doa.sweep"
 TAG_TASK = "doa.task"
 TAG_BUDGET = "doa.budget_usd"
 TAG_SEED_LABELS = "doa.n_seed_labels"
+TAG_MODE = "doa.mode"  # "budget" (a fraction of a budget) or "grid" (labelled x unlabelled)
 TAG_TRIAL_NUMBER = "optuna.trial_number"
 TAG_FAILURE = "doa.failure"
 

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from objectives.budget import Budget, allocate
 from objectives.trial_config import Report, TrialConfig, TrialResult, trial_config
 from search_spaces import get_space
-from search_spaces.spaces import PAPER_FRACTIONS
+from search_spaces.spaces import BASELINE, PAPER_FRACTIONS
 from sweep.config import SweepConfig, check_writable, store_path
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 Objective = Callable[[TrialConfig, Report | None], TrialResult]
 
 # Sampled names: the Optuna parameter name is the Ray config key is the MLflow param name.
-SAMPLED = ("compute_fraction", "temperature", "distill")
+SAMPLED = ("compute_fraction", "temperature", "budget_usd", "n_labels", "n_unlabelled")
 RAY_TMP = "/tmp/doa-ray"  # short: Ray's unix sockets break on paths over ~107 bytes
 
 
@@ -48,6 +48,27 @@ def _trial_fields(cfg: SweepConfig, fraction: float, seed: int) -> dict[str, Any
     }
 
 
+def point_fields(cfg: SweepConfig, config: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """TrialConfig fields of one sampled point: a compute fraction (with a searched budget in
+    budget-aware mode) or, in grid mode, a labelled x unlabelled pair."""
+    sampled = {k: config[k] for k in ("temperature",) if k in config}
+    base = trial_config(_trial_fields(cfg, 0.0, seed), cfg.preset)
+    budget = cfg.trial_budget_usd(config, base.prices(base.task_spec()).label_price(cfg.task))
+    fields = {**_trial_fields(cfg, float(config.get("compute_fraction", 0.0)), seed), **sampled}
+    fields["budget_usd"] = budget
+    if cfg.is_grid:
+        n_unlabelled = int(config["n_unlabelled"])
+        fields["n_labels"] = int(config["n_labels"])
+        fields["compute_fraction"] = cfg.budget_usd / budget if n_unlabelled else 0.0
+        if n_unlabelled:
+            fields["max_unlabelled"] = n_unlabelled
+    if "n_threads" not in fields:
+        fields["n_threads"] = max(1, int(cfg.cpus_per_trial))
+    if "n_devices" not in fields and fields["compute_fraction"] > 0 and cfg.teacher_gpus >= 2:
+        fields["n_devices"] = int(cfg.teacher_gpus)  # shard over what it holds
+    return fields
+
+
 def validate(cfg: SweepConfig) -> None:
     """Everything that can be checked before a file is written, with one clear error."""
     from cluster import check_reachable, ray_address
@@ -55,20 +76,22 @@ def validate(cfg: SweepConfig) -> None:
     Budget(cfg.budget_usd)
     base = trial_config(_trial_fields(cfg, 0.0, 0), cfg.preset)
     spec = base.task_spec()
-    annotate = allocate(spec.name, cfg.budget_usd, 0.0, base.prices(spec), cfg.n_seed_labels)
-    if annotate.n_new_labels == 0:
+    lowest = min(cfg.budget_range) if cfg.budget_range else cfg.budget_usd
+    annotate = allocate(spec.name, lowest, 0.0, base.prices(spec), cfg.n_seed_labels)
+    if annotate.n_new_labels == 0 and not cfg.is_grid:
         raise ValueError(
-            f"budget_usd={cfg.budget_usd:g} buys no label at ${annotate.usd_per_label:g} per "
+            f"budget_usd={lowest:g} buys no label at ${annotate.usd_per_label:g} per "
             f"label for {spec.name!r}; a sweep needs a budget of at least one label."
         )
     if cfg.objective == "real":
         from objectives.data import load_task_data
 
         data = load_task_data(spec, base.data_dir)
-        if cfg.n_seed_labels > len(data.train):
+        labelled = max([cfg.n_seed_labels, *cfg.grid_labels])
+        if labelled > len(data.train):
             raise ValueError(
-                f"`seed labels <= train pool size` must hold, but got --seed-labels "
-                f"{cfg.n_seed_labels} for {spec.name!r}, whose pool has {len(data.train)} rows."
+                f"`labels <= train pool size` must hold, but {labelled} labels were asked "
+                f"for {spec.name!r}, whose pool has {len(data.train)} rows."
             )
     if cfg.objective == "replay":
         from objectives.standins import ReplayTable
@@ -105,6 +128,9 @@ def make_sampler(cfg: SweepConfig, n_existing_trials: int) -> Any:
     import optuna
 
     seed = cfg.sampler_seed + n_existing_trials
+    if cfg.is_grid:  # every point once, whatever sampler was named
+        grid = {"n_labels": list(cfg.grid_labels), "n_unlabelled": list(cfg.grid_unlabelled)}
+        return optuna.samplers.GridSampler(grid, seed=seed)
     startup = max(3, min(10, cfg.n_trials // 3))
     if cfg.sampler == "tpe":
         return optuna.samplers.TPESampler(
@@ -124,14 +150,57 @@ def make_sampler(cfg: SweepConfig, n_existing_trials: int) -> Any:
 
 
 class NumberedSpace:
-    """The chosen space plus the Optuna trial number in the config (a picklable callable,
-    since Tune checkpoints its searcher with pickle)."""
+    """The sweep's space plus the Optuna trial number in the config (a picklable callable,
+    since Tune checkpoints its searcher with pickle): a grid point, or the named space with
+    the budget in front in budget-aware mode."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, cfg: SweepConfig) -> None:
+        self.name = cfg.space_name
+        self.grid = (list(cfg.grid_labels), list(cfg.grid_unlabelled))
+        self.budget_range = list(cfg.budget_range)
 
     def __call__(self, trial: Any) -> dict[str, Any]:
+        if self.grid[0]:
+            trial.suggest_categorical("n_labels", self.grid[0])
+            trial.suggest_categorical("n_unlabelled", self.grid[1])
+            return {"optuna_trial_number": trial.number}
+        if self.budget_range:
+            trial.suggest_float("budget_usd", *self.budget_range, log=True)
         return {**get_space(self.name)(trial), "optuna_trial_number": trial.number}
+
+
+def first_points(cfg: SweepConfig) -> list[dict[str, Any]]:
+    """Points a new sweep tries before the sampler chooses: the annotate-only baseline (once,
+    in the spaces that contain it) and the best compute shares found on `cfg.warm_start`
+    tasks (shares transfer across tasks better than raw label counts do)."""
+    if cfg.is_grid or cfg.sampler == "grid":
+        return []
+    fractions: list[float] = [BASELINE["compute_fraction"]]
+    for task in cfg.warm_start:
+        path = store_path(cfg.tracking)
+        rows = [] if path is not None and not path.is_file() else _best_of(cfg.tracking, task)
+        if not rows:
+            raise ValueError(
+                f"--warm-start {task!r}: no finished trials of that task in {cfg.tracking}; "
+                "name a task with a finished sweep (see `sweep best`)."
+            )
+        fractions += rows
+    out: list[dict[str, Any]] = []
+    if cfg.space_name == "fraction_grid":  # a categorical space takes its own values only
+        fractions = [min(PAPER_FRACTIONS, key=lambda g: abs(g - f)) for f in fractions]
+    for fraction in sorted(set(fractions))[: cfg.n_trials]:
+        params: dict[str, Any] = {"compute_fraction": fraction}
+        if cfg.budget_range:
+            params["budget_usd"] = cfg.budget_range[0]
+        out.append(params)
+    return out
+
+
+def _best_of(tracking_uri: str, task: str) -> list[float]:
+    from sweep.results import best_allocations
+    from sweep.tracking import Tracker
+
+    return [r.compute_fraction for r in best_allocations(Tracker(tracking_uri), task)]
 
 
 # --- the trainable --------------------------------------------------------------------
@@ -184,6 +253,7 @@ def make_trainable(
 
         from sweep.tracking import (
             TAG_BUDGET,
+            TAG_MODE,
             TAG_SEED_LABELS,
             TAG_SWEEP,
             TAG_TRIAL_NUMBER,
@@ -191,20 +261,24 @@ def make_trainable(
             run_name,
         )
 
-        fraction = float(config["compute_fraction"])
         sampled = {k: config[k] for k in SAMPLED if k in config}
         seeds = list(range(cfg.seeds))
+        first = point_fields(cfg, config, seeds[0])
         tracker = Tracker(cfg.tracking)
         context = ray.get_runtime_context()
+        name = run_name(cfg.task, first["budget_usd"], first["compute_fraction"], seeds)
+        if cfg.is_grid:
+            name = f"{cfg.task}/L={config['n_labels']}/U={config['n_unlabelled']}"
         run_id = tracker.start_trial_run(
             cfg.task,
             experiment_id,
             parent_run_id,
-            run_name(cfg.task, cfg.budget_usd, fraction, seeds),
+            name,
             params={**sampled, "seeds": len(seeds)},
             tags={
                 TAG_SWEEP: cfg.name,
-                TAG_BUDGET: f"{cfg.budget_usd:g}",
+                TAG_MODE: "grid" if cfg.is_grid else "budget",
+                TAG_BUDGET: f"{first['budget_usd']:g}",
                 TAG_SEED_LABELS: cfg.n_seed_labels,
                 TAG_TRIAL_NUMBER: config.get("optuna_trial_number", ""),
                 "ray.trial_id": tune.get_context().get_trial_id(),
@@ -215,13 +289,10 @@ def make_trainable(
         try:
             results = []
             for seed in seeds:
-                fields = {**_trial_fields(cfg, fraction, seed), **sampled}
-                fields.pop("distill", None)
-                if "n_threads" not in fields:
-                    fields["n_threads"] = max(1, int(cfg.cpus_per_trial))
-                if "n_devices" not in fields and fraction > 0 and cfg.teacher_gpus >= 2:
-                    fields["n_devices"] = int(cfg.teacher_gpus)  # shard over what it holds
-                result = objective(trial_config(fields, cfg.preset), _intermediate)
+                fields = point_fields(cfg, config, seed)
+                # Two objectives cannot be judged on a partial score: no intermediate reports.
+                progress = None if cfg.multi_objective else _intermediate
+                result = objective(trial_config(fields, cfg.preset), progress)
                 tracker.log(run_id, metrics={"seed_score": result.score}, step=seed)
                 results.append(result)
             summary = summarize(results)
@@ -278,8 +349,8 @@ def _progress_callback(total: int, study: Any) -> Any:
             done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
             self.tally = Tally(done=len(done))
             if done:
-                best = max(done, key=lambda t: t.value)
-                self.tally.best = best.value
+                best = max(done, key=lambda t: t.values[0])
+                self.tally.best = best.values[0]
                 self.tally.best_fraction = best.params.get("compute_fraction", 0.0)
             self.running: set[str] = set()
 
@@ -299,7 +370,12 @@ def _progress_callback(total: int, study: Any) -> Any:
             t.spent_usd += float(result.get("sweep_spent_usd", 0.0))
             if t.best is None or result["score"] > t.best:
                 t.best, t.best_fraction = float(result["score"]), result["compute_fraction"]
-            self._line(f"trial f={result['compute_fraction']:.2f} score={result['score']:.4f}")
+            point = (
+                f"L={trial.config['n_labels']} U={trial.config['n_unlabelled']}"
+                if "n_labels" in trial.config
+                else f"f={result['compute_fraction']:.2f}"
+            )
+            self._line(f"trial {point} score={result['score']:.4f}")
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
             self.running.discard(trial.trial_id)
@@ -414,14 +490,23 @@ def optuna_storage(uri: str) -> Any:
     return optuna.storages.JournalStorage(JournalFileBackend(uri))
 
 
+def objectives_of(cfg: SweepConfig) -> tuple[list[str], list[str]]:
+    """(metrics, modes) the study optimises: the score, and in budget-aware mode also the
+    dollars the allocation costs."""
+    if cfg.multi_objective:
+        return ["score", "practitioner_usd"], ["max", "min"]
+    return ["score"], ["max"]
+
+
 def _study_state(cfg: SweepConfig) -> tuple[Any, int]:
     """The study (created if new) and its number of finished trials."""
     import optuna
 
+    modes = objectives_of(cfg)[1]
     study = optuna.create_study(
         storage=optuna_storage(cfg.optuna_storage),
         study_name=cfg.name,
-        direction="maximize",
+        directions=["maximize" if m == "max" else "minimize" for m in modes],
         load_if_exists=True,
     )
     complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
@@ -467,8 +552,9 @@ def _recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
     recovered = 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         run = finished.get(str(trial.number))
-        if run is not None and "score" in run.data.metrics:
-            study.tell(trial.number, run.data.metrics["score"])
+        metrics = objectives_of(cfg)[0]
+        if run is not None and all(m in run.data.metrics for m in metrics):
+            study.tell(trial.number, [run.data.metrics[m] for m in metrics])
             recovered += 1
         else:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
@@ -531,6 +617,7 @@ def run_sweep(
             "to continue it, or choose another --name."
         )
     _quiet()
+    import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -539,6 +626,7 @@ def run_sweep(
     from cluster import ray_address
     from sweep.tracking import Tracker
 
+    points = [] if resume else first_points(cfg)  # reads other tasks' results: before writing
     Path(cfg.root).mkdir(parents=True, exist_ok=True)
     tracker = Tracker(cfg.tracking)
     experiment_id = tracker.experiment_id(cfg.task)
@@ -549,6 +637,8 @@ def run_sweep(
     study, complete = _study_state(cfg)
     if not resume:
         study.set_user_attr("sweep_config", cfg.to_dict())
+        for params in points:
+            study.enqueue_trial(params, skip_if_exists=True)
     if resume:
         killed = tracker.close_stale_runs(parent, cfg.task)
         recovered = _recover_stale_trials(study, tracker, cfg)
@@ -586,10 +676,11 @@ def run_sweep(
                 break
             round_no += 1
             missing = cfg.n_trials - complete
+            metrics, modes = objectives_of(cfg)
             searcher = OptunaSearch(
-                space=NumberedSpace(cfg.space_name),
-                metric="score",
-                mode="max",
+                space=NumberedSpace(cfg),
+                metric=metrics if cfg.multi_objective else metrics[0],
+                mode=modes if cfg.multi_objective else modes[0],
                 sampler=make_sampler(cfg, len(study.trials)),
                 study_name=cfg.name,
                 storage=storage,
@@ -648,15 +739,18 @@ def run_sweep(
             import ray
 
             ray.shutdown()
-    best = study.best_trial if complete else None
+    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    best = max(finished, key=lambda t: t.values[0]) if finished else None
     tracker.log(parent, metrics={"n_finished": complete, "n_failed": failed})
     if best is not None:
         # Tags, not params: a resumed sweep may find a better trial, and params are immutable.
         tracker.log(
             parent,
-            metrics={"best_score": best.value},
+            metrics={"best_score": best.values[0]},
             tags={f"best.{k}": v for k, v in best.params.items()},
         )
+        if cfg.multi_objective:
+            tracker.log(parent, metrics={"n_pareto": len(study.best_trials)})
     tracker.end(parent)
     return SweepSummary(
         cfg.name,
@@ -664,7 +758,7 @@ def run_sweep(
         cfg.budget_usd,
         complete,
         failed,
-        None if best is None else best.value,
+        None if best is None else best.values[0],
         {} if best is None else dict(best.params),
         parent,
         cfg.tracking,

@@ -2,28 +2,29 @@ import optuna
 import pytest
 
 from search_spaces import SPACES, distill_or_annotate, fraction_grid, fraction_only, get_space
-from search_spaces.spaces import PAPER_FRACTIONS
+from search_spaces.spaces import BASELINE, PAPER_FRACTIONS
 
 
-def test_annotate_branch_fixes_the_fraction_at_zero() -> None:
-    trial = optuna.trial.FixedTrial({"distill": False})
-    assert distill_or_annotate(trial) == {"compute_fraction": 0.0}
-
-
-def test_distill_branch_suggests_fraction_and_temperature() -> None:
-    trial = optuna.trial.FixedTrial({"distill": True, "compute_fraction": 0.4, "temperature": 2.0})
+def test_annotate_only_has_no_temperature() -> None:
+    trial = optuna.trial.FixedTrial(BASELINE)
     assert distill_or_annotate(trial) == {}
-    assert trial.params == {"distill": True, "compute_fraction": 0.4, "temperature": 2.0}
+    assert trial.params == {"compute_fraction": 0.0}
+
+
+def test_distillation_suggests_fraction_and_temperature() -> None:
+    trial = optuna.trial.FixedTrial({"compute_fraction": 0.4, "temperature": 2.0})
+    assert distill_or_annotate(trial) == {}
+    assert trial.params == {"compute_fraction": 0.4, "temperature": 2.0}
 
 
 def test_spaces_stay_in_range_under_a_real_study() -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(30):
         trial = study.ask()
-        extra = distill_or_annotate(trial)
-        fraction = extra.get("compute_fraction", trial.params.get("compute_fraction"))
+        assert distill_or_annotate(trial) == {}
+        fraction = trial.params["compute_fraction"]
         assert 0.0 <= fraction <= 1.0
-        assert ("temperature" in trial.params) == trial.params["distill"]
+        assert ("temperature" in trial.params) == (fraction > 0)
         study.tell(trial, 0.0)
 
 

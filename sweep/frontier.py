@@ -1,0 +1,378 @@
+"""What split at what budget: a learning-curve model fitted to a task's finished trials,
+and the allocation it recommends for budgets that were never run.
+
+Score (monotone and saturating in both kinds of data, b >= 0 and g >= 0):
+
+    score(L, U) = a - b * L ** -alpha + g * U / (U + k)
+
+with L the labelled examples the student trained on and U the unlabelled examples it
+distilled. For each (alpha, k) on a log grid the rest is a linear least-squares problem, so
+a fit is deterministic and cheap enough to repeat for every bootstrap resample and every
+left-out trial (all of them at once, as batched 3x3 solves).
+
+What a budget buys is read off the same trials:
+
+    labels  = seed + floor((1 - f) * B / usd_per_label)
+    compute = c0 + c1 * L + c2 * U      (non-negative least squares over distillation trials)
+    U       = min(affordable, pool cap), or 0 when f * B cannot pay for the teacher.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sweep.results import TrialRow
+
+Array = NDArray[np.float64]
+
+MIN_TRIALS = 8
+MIN_DISTINCT = 3  # distinct label counts, and distinct unlabelled counts above zero
+INTERVAL = (5.0, 95.0)  # percentiles of the bootstrap: a 90 % interval
+FRACTIONS = np.linspace(0.0, 1.0, 201)
+_ALPHAS = np.geomspace(0.03, 2.0, 28)
+
+
+class NotEnoughTrials(Exception):
+    """The trials cannot support a learning curve; the message says what to run."""
+
+
+# --- the score model ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One fitted learning curve."""
+
+    a: float
+    b: float
+    alpha: float
+    g: float
+    k: float
+
+    def predict(self, n_labelled: Array, n_unlabelled: Array) -> Array:
+        labelled = np.maximum(np.asarray(n_labelled, dtype=float), 1.0)
+        unlabelled = np.asarray(n_unlabelled, dtype=float)
+        gain = unlabelled / (unlabelled + self.k)
+        return self.a - self.b * labelled**-self.alpha + self.g * gain  # type: ignore[no-any-return]
+
+    def formula(self) -> str:
+        return (
+            f"score = {self.a:.4f} - {self.b:.4f} * L^-{self.alpha:.3f}"
+            f" + {self.g:.4f} * U / (U + {self.k:.0f})"
+        )
+
+
+def _k_grid(n_unlabelled: Array) -> Array:
+    positive = n_unlabelled[n_unlabelled > 0]
+    low = max(1.0, float(positive.min()) / 20) if positive.size else 1.0
+    high = max(low * 10, float(n_unlabelled.max()) * 20)
+    return np.geomspace(low, high, 28)
+
+
+def fit_curves(
+    n_labelled: Array, n_unlabelled: Array, scores: Array, weights: Array
+) -> list[Curve]:
+    """One least-squares curve per row of `weights` (shape: fits x trials).
+
+    Every (alpha, k) pair of the grid and every sign pattern of (b, g) is solved at once;
+    the best feasible solution (b, g >= 0) of each fit wins.
+    """
+    labelled = np.maximum(n_labelled, 1.0)
+    ks = _k_grid(n_unlabelled)
+    alpha_2d, k_2d = np.meshgrid(_ALPHAS, ks, indexing="ij")
+    alpha, k = alpha_2d.ravel(), k_2d.ravel()
+    x_labelled = -(labelled[None, :] ** -alpha[:, None])  # (pairs, trials)
+    x_unlabelled = n_unlabelled[None, :] / (n_unlabelled[None, :] + k[:, None])
+    design = np.stack([np.ones_like(x_labelled), x_labelled, x_unlabelled], axis=-1)
+    # Column masks: all three; without g; without b; the mean only.
+    masks = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 1], [1, 0, 0]], dtype=float)
+    fits: list[Curve] = []
+    for w in np.atleast_2d(weights):
+        xw = design * w[None, :, None]
+        gram = np.einsum("pni,pnj->pij", xw, design)  # (pairs, 3, 3)
+        moment = np.einsum("pni,n->pi", xw, scores)
+        # A masked column gets a unit diagonal and a zero moment, so its coefficient is 0.
+        m = masks[:, None, :]
+        grams = gram[None] * m[..., None] * m[..., None, :] + np.eye(3) * (1 - m)[..., None]
+        grams = grams + np.eye(3) * 1e-12
+        coef = np.linalg.solve(grams, (moment[None] * m)[..., None])[..., 0]  # (4, pairs, 3)
+        residual = scores[None, None, :] - np.einsum("pni,spi->spn", design, coef)
+        sse = np.einsum("spn,n->sp", residual**2, w)
+        sse[(coef[..., 1] < 0) | (coef[..., 2] < 0)] = np.inf
+        s, p = np.unravel_index(int(np.argmin(sse)), sse.shape)
+        a, b, g = (float(v) for v in coef[s, p])
+        fits.append(Curve(a, b, float(alpha[p]), g, float(k[p])))
+    return fits
+
+
+# --- what a budget buys --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Costs:
+    usd_per_label: float
+    usd_per_device_hour: float
+    teacher_usd: float  # c0
+    usd_per_labelled: float  # c1: teacher fine-tuning per labelled example
+    usd_per_unlabelled: float  # c2: soft labels and distillation per unlabelled example
+    pool_cap: float | None  # most unlabelled examples a trial could use; None: no cap seen
+
+    def buys(self, budget_usd: float, seed_labels: int) -> tuple[Array, Array, Array]:
+        """(labels, unlabelled, dollars spent) for every fraction of FRACTIONS."""
+        new = np.floor((1 - FRACTIONS) * budget_usd / self.usd_per_label + 1e-9)
+        labelled = seed_labels + new
+        compute = FRACTIONS * budget_usd
+        teacher = self.teacher_usd + self.usd_per_labelled * labelled
+        affordable = np.floor(np.maximum(compute - teacher, 0.0) / self.usd_per_unlabelled)
+        unlabelled = np.where(compute >= teacher, affordable, 0.0)
+        if self.pool_cap is not None:
+            unlabelled = np.minimum(unlabelled, self.pool_cap)
+        spent_compute = np.where(unlabelled > 0, teacher + self.usd_per_unlabelled * unlabelled, 0)
+        return labelled, unlabelled, new * self.usd_per_label + spent_compute
+
+
+def _one_value(values: list[float], what: str) -> float:
+    if not values:
+        raise NotEnoughTrials(f"no trial records its {what}")
+    low, high = min(values), max(values)
+    if high > low * 1.001:
+        raise ValueError(
+            f"the trials were priced differently ({what} from {low:.4g} to {high:.4g}); "
+            "pick trials with one pricing with --sweep NAME."
+        )
+    return float(np.median(values))
+
+
+def fit_costs(rows: Sequence[TrialRow], pool_cap: float | None = None) -> Costs:
+    from scipy.optimize import nnls
+
+    distilled = [r for r in rows if r.n_unlabelled > 0 and r.compute_spent_usd > 0]
+    price = _one_value(
+        [r.annotation_usd / r.n_new_labels for r in rows if r.n_new_labels > 0], "price per label"
+    )
+    hourly = _one_value(
+        [r.compute_spent_usd / r.device_hours for r in distilled if r.device_hours > 0],
+        "price per device-hour",
+    )
+    x = np.array([[1.0, r.n_labels_used, r.n_unlabelled] for r in distilled])
+    y = np.array([r.compute_spent_usd for r in distilled])
+    scale = np.maximum(x.max(axis=0), 1.0)
+    coef = nnls(x / scale, y)[0] / scale
+    if coef[2] <= 0:
+        coef[2] = float(np.min(y / np.maximum(x[:, 2], 1.0)))
+    if pool_cap is None:
+        # A budget-mode trial that left compute money unspent while distilling hit the pool.
+        capped = [
+            r
+            for r in distilled
+            if not r.grid and r.compute_spent_usd < 0.9 * r.compute_usd - coef[2]
+        ]
+        pool_cap = max(r.n_unlabelled for r in distilled) if capped else None
+    return Costs(price, hourly, float(coef[0]), float(coef[1]), float(coef[2]), pool_cap)
+
+
+# --- the model -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Leave-one-out error of the model against predicting the mean score."""
+
+    mae: float
+    baseline_mae: float
+    max_error: float
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    curve: Curve
+    boots: tuple[Curve, ...]
+    costs: Costs
+    held_out: HeldOut
+    n_trials: int
+    sweeps: tuple[str, ...]
+    budget_range: tuple[float, float]
+    labelled_range: tuple[float, float]
+    unlabelled_max: float
+    seed_labels: int
+
+
+def _arrays(rows: Sequence[TrialRow]) -> tuple[Array, Array, Array]:
+    return (
+        np.array([float(r.n_labels_used or r.n_seed_labels + r.n_new_labels) for r in rows]),
+        np.array([float(r.n_unlabelled) for r in rows]),
+        np.array([r.score for r in rows]),
+    )
+
+
+def check_enough(rows: Sequence[TrialRow], task: str) -> None:
+    labelled, unlabelled, _ = _arrays(rows)
+    n_l, n_u = len(set(labelled)), len(set(unlabelled[unlabelled > 0]))
+    if len(rows) < MIN_TRIALS or n_l < MIN_DISTINCT or n_u < MIN_DISTINCT:
+        raise NotEnoughTrials(
+            f"too few trials to fit a learning curve for task={task!r}: {len(rows)} finished "
+            f"trials with {n_l} distinct label counts and {n_u} distinct unlabelled counts; "
+            f"need at least {MIN_TRIALS} trials, {MIN_DISTINCT} label counts and "
+            f"{MIN_DISTINCT} unlabelled counts. Run sweeps at more budgets (`sweep run "
+            "--budget ...`) or the paper's grid (`sweep grid`)."
+        )
+
+
+def fit(
+    rows: Sequence[TrialRow],
+    task: str,
+    seed_labels: int | None = None,
+    n_boot: int = 300,
+    pool_cap: float | None = None,
+    seed: int = 0,
+) -> LearningCurve:
+    """Fit the curve, its bootstrap replicates and its leave-one-out error."""
+    check_enough(rows, task)
+    labelled, unlabelled, scores = _arrays(rows)
+    n = len(rows)
+    (curve,) = fit_curves(labelled, unlabelled, scores, np.ones(n))
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
+    boots = fit_curves(labelled, unlabelled, scores, counts)
+    loo = fit_curves(labelled, unlabelled, scores, 1.0 - np.eye(n))
+    errors = np.array(
+        [
+            abs(c.predict(labelled[i : i + 1], unlabelled[i : i + 1])[0] - scores[i])
+            for i, c in enumerate(loo)
+        ]
+    )
+    baseline = np.abs(scores - (scores.sum() - scores) / (n - 1))
+    budget_rows = [r for r in rows if not r.grid]
+    seeds = Counter(r.n_seed_labels for r in budget_rows).most_common(1)
+    totals = [r.budget_usd if not r.grid else r.practitioner_usd for r in rows]
+    return LearningCurve(
+        curve=curve,
+        boots=tuple(boots),
+        costs=fit_costs(rows, pool_cap),
+        held_out=HeldOut(float(errors.mean()), float(baseline.mean()), float(errors.max())),
+        n_trials=n,
+        sweeps=tuple(sorted({r.sweep for r in rows})),
+        budget_range=(min(totals), max(totals)),
+        labelled_range=(float(labelled.min()), float(labelled.max())),
+        unlabelled_max=float(unlabelled.max()),
+        seed_labels=seed_labels if seed_labels is not None else (seeds[0][0] if seeds else 0),
+    )
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    budget_usd: float
+    compute_fraction: float
+    fraction_interval: tuple[float, float]
+    score: float
+    score_interval: tuple[float, float]
+    n_labels: int
+    n_new_labels: int
+    n_unlabelled: int
+    device_hours: float
+    spent_usd: float
+    inside: bool
+    why_outside: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def recommend(model: LearningCurve, budget_usd: float) -> Recommendation:
+    """The compute share with the best predicted score at `budget_usd`, with 90 % intervals
+    over the bootstrap fits (of the score at that share, and of each fit's own best share)."""
+    if not math.isfinite(budget_usd) or budget_usd <= 0:
+        raise ValueError(f"`budget_usd > 0` must hold, but got budget_usd={budget_usd!r}.")
+    labelled, unlabelled, spent = model.costs.buys(budget_usd, model.seed_labels)
+    predicted = model.curve.predict(labelled, unlabelled)
+    best = int(np.argmax(predicted))
+    boot_at_best = np.array([c.predict(labelled[best], unlabelled[best]) for c in model.boots])
+    boot_best_f = np.array(
+        [FRACTIONS[int(np.argmax(c.predict(labelled, unlabelled)))] for c in model.boots]
+    )
+    reasons = []
+    low, high = model.budget_range
+    if not low <= budget_usd <= high:
+        reasons.append(f"budget outside the trials' ${low:g}-${high:g}")
+    if not model.labelled_range[0] <= labelled[best] <= model.labelled_range[1]:
+        reasons.append(
+            f"{labelled[best]:.0f} labels outside the trials' "
+            f"{model.labelled_range[0]:.0f}-{model.labelled_range[1]:.0f}"
+        )
+    if unlabelled[best] > model.unlabelled_max:
+        reasons.append(
+            f"{unlabelled[best]:.0f} unlabelled above the trials' {model.unlabelled_max:.0f}"
+        )
+    compute_usd = spent[best] - (labelled[best] - model.seed_labels) * model.costs.usd_per_label
+    return Recommendation(
+        budget_usd=budget_usd,
+        compute_fraction=float(FRACTIONS[best]),
+        fraction_interval=_interval(boot_best_f),
+        score=float(predicted[best]),
+        score_interval=_interval(boot_at_best),
+        n_labels=int(labelled[best]),
+        n_new_labels=int(labelled[best]) - model.seed_labels,
+        n_unlabelled=int(unlabelled[best]),
+        device_hours=float(compute_usd / model.costs.usd_per_device_hour),
+        spent_usd=float(spent[best]),
+        inside=not reasons,
+        why_outside="; ".join(reasons),
+    )
+
+
+def _interval(values: Array) -> tuple[float, float]:
+    low, high = np.percentile(values, INTERVAL)
+    return float(low), float(high)
+
+
+# --- checking against trials left out ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HoldoutCheck:
+    budget_usd: float
+    rows: tuple[tuple[float, float, float], ...]  # (fraction, predicted, measured)
+    recommended: Recommendation
+    measured_best_fraction: float
+    measured_best_score: float
+    measured_at_recommended: float  # the measured trial nearest to the recommended share
+
+
+def holdout(
+    rows: Sequence[TrialRow], task: str, budget_usd: float, **fit_options: Any
+) -> HoldoutCheck:
+    """Fit without the trials at `budget_usd` and compare the model with them."""
+    kept = [r for r in rows if r.grid or not math.isclose(r.budget_usd, budget_usd)]
+    left_out = [r for r in rows if not r.grid and math.isclose(r.budget_usd, budget_usd)]
+    if not left_out:
+        budgets = sorted({r.budget_usd for r in rows if not r.grid})
+        raise ValueError(
+            f"--holdout-budget {budget_usd:g}: no trials at that budget; budgets with trials: "
+            f"{', '.join(f'{b:g}' for b in budgets)}."
+        )
+    model = fit(kept, task, **fit_options)
+    labelled, unlabelled, scores = _arrays(left_out)
+    predicted = model.curve.predict(labelled, unlabelled)
+    rec = recommend(model, budget_usd)
+    best = max(left_out, key=lambda r: r.score)
+    nearest = min(left_out, key=lambda r: abs(r.compute_fraction - rec.compute_fraction))
+    return HoldoutCheck(
+        budget_usd=budget_usd,
+        rows=tuple(
+            (float(r.compute_fraction), float(p), float(s))
+            for r, p, s in sorted(
+                zip(left_out, predicted, scores, strict=True), key=lambda t: t[0].compute_fraction
+            )
+        ),
+        recommended=rec,
+        measured_best_fraction=float(best.compute_fraction),
+        measured_best_score=best.score,
+        measured_at_recommended=nearest.score,
+    )
