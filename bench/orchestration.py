@@ -106,7 +106,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--work-seconds", type=float, default=0.5)
+    parser.add_argument("--tiny", action="store_true", help="3 trials of 0.05 s (CI)")
     args = parser.parse_args()
+    if args.tiny:
+        args.trials, args.work_seconds = 3, 0.05
     work = args.trials * args.work_seconds
     with tempfile.TemporaryDirectory() as tmp:
         walls = {

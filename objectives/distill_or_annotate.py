@@ -453,6 +453,7 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
         details={
             **{f"dev_{k}": v for k, v in dev.details.items()},
             "overrun_device_seconds": meter.overrun_device_seconds,
+            "charged_flops": meter.flops,
             **timings,
         },
     )

@@ -242,6 +242,7 @@ SWEEP_ARGS = (
     "preset",
     "budget_range",
     "warm_start",
+    "cache",
 )
 # Fields that define what a sweep measures: a resume may not change them.
 FIXED_ON_RESUME = (
@@ -279,6 +280,13 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--standin-work-seconds", type=float, help="seconds each stand-in trial sleeps"
+    )
+    parser.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        default=None,
+        help="every trial trains its own teacher and soft labels (no stage cache)",
     )
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
     parser.add_argument("--root", help="folder for the default stores (./runs)")
@@ -423,9 +431,23 @@ def cmd_grid(args: argparse.Namespace) -> int:
     summary = run_sweep(cfg, resume=args.resume)
     rows = [r for r in finished_trials(Tracker(summary.tracking_uri), cfg.task, cfg.name)]
     path = plots.grid(rows, Path(args.out) / f"{cfg.name}.png")
+    table = write_replay_table(rows, Path(args.out) / f"{cfg.name}.csv")
     print(format_grid(rows))
-    print(f"plot: {path}")
+    print(f"plot: {path}\nreplay table (for --objective replay): {table}")
     return 0
+
+
+def write_replay_table(rows: list[Any], path: Path) -> Path:
+    """The grid's results in the format `--objective replay --replay-table` reads."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["labels", "unlabelled", "compute_usd", "score"])
+        for r in sorted(rows, key=lambda r: (r.n_labels_used, r.n_unlabelled)):
+            writer.writerow([r.n_labels_used, int(r.n_unlabelled), r.compute_spent_usd, r.score])
+    return path
 
 
 def format_grid(rows: list[Any]) -> str:

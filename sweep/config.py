@@ -178,6 +178,7 @@ class SweepConfig:
     # dollars spent down) and a Pareto set instead of one best trial.
     budget_range: Sequence[float] = ()
     warm_start: Sequence[str] = ()  # tasks whose best allocations are tried first
+    cache: bool = True  # share teachers and soft labels between trials (see objectives.cache)
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\'\" "):
@@ -249,7 +250,10 @@ class SweepConfig:
         return str((Path(self.root) / "ray").resolve())
 
     @property
-    def cache_dir(self) -> str:
+    def cache_dir(self) -> str | None:
+        """The stage cache trials share (None: every trial computes every stage itself)."""
+        if not self.cache:
+            return None
         return str(self.trial.get("cache_dir") or (Path(self.root) / "cache").resolve())
 
     @property

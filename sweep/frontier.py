@@ -3,7 +3,7 @@ and the allocation it recommends for budgets that were never run.
 
 Score (monotone and saturating in both kinds of data, b >= 0 and g >= 0):
 
-    score(L, U) = a - b * L ** -alpha + g * U / (U + k)
+    score(L, U) = min(1, a - b * L ** -alpha + g * U / (U + k))
 
 with L the labelled examples the student trained on and U the unlabelled examples it
 distilled. For each (alpha, k) on a log grid the rest is a linear least-squares problem, so
@@ -33,10 +33,13 @@ from sweep.results import TrialRow
 Array = NDArray[np.float64]
 
 MIN_TRIALS = 8
-MIN_DISTINCT = 3  # distinct label counts, and distinct unlabelled counts above zero
+MIN_DISTINCT = 3  # distinct label counts, and distinct unlabelled counts (zero included)
 INTERVAL = (5.0, 95.0)  # percentiles of the bootstrap: a 90 % interval
 FRACTIONS = np.linspace(0.0, 1.0, 201)
-_ALPHAS = np.geomspace(0.03, 2.0, 28)
+# Learning-curve exponents seen in practice lie in about [0.1, 1]; below 0.1 a power law
+# is a straight line in log L that extrapolates without limit.
+_ALPHAS = np.geomspace(0.1, 2.0, 28)
+SCORE_CEILING = 1.0  # every metric of the task registry lies in [0, 1]
 
 
 class NotEnoughTrials(Exception):
@@ -60,7 +63,8 @@ class Curve:
         labelled = np.maximum(np.asarray(n_labelled, dtype=float), 1.0)
         unlabelled = np.asarray(n_unlabelled, dtype=float)
         gain = unlabelled / (unlabelled + self.k)
-        return self.a - self.b * labelled**-self.alpha + self.g * gain  # type: ignore[no-any-return]
+        score = self.a - self.b * labelled**-self.alpha + self.g * gain
+        return np.minimum(score, SCORE_CEILING)  # type: ignore[no-any-return]
 
     def formula(self) -> str:
         return (
@@ -214,14 +218,14 @@ def _arrays(rows: Sequence[TrialRow]) -> tuple[Array, Array, Array]:
 
 def check_enough(rows: Sequence[TrialRow], task: str) -> None:
     labelled, unlabelled, _ = _arrays(rows)
-    n_l, n_u = len(set(labelled)), len(set(unlabelled[unlabelled > 0]))
-    if len(rows) < MIN_TRIALS or n_l < MIN_DISTINCT or n_u < MIN_DISTINCT:
+    n_l, n_u = len(set(labelled)), len(set(unlabelled))
+    if len(rows) < MIN_TRIALS or n_l < MIN_DISTINCT or n_u < MIN_DISTINCT or not unlabelled.any():
         raise NotEnoughTrials(
             f"too few trials to fit a learning curve for task={task!r}: {len(rows)} finished "
             f"trials with {n_l} distinct label counts and {n_u} distinct unlabelled counts; "
             f"need at least {MIN_TRIALS} trials, {MIN_DISTINCT} label counts and "
-            f"{MIN_DISTINCT} unlabelled counts. Run sweeps at more budgets (`sweep run "
-            "--budget ...`) or the paper's grid (`sweep grid`)."
+            f"{MIN_DISTINCT} unlabelled counts, some above zero. Run sweeps at more budgets "
+            "(`sweep run --budget ...`) or the paper's grid (`sweep grid`)."
         )
 
 

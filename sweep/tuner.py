@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from objectives.budget import Budget, allocate
 from objectives.trial_config import Report, TrialConfig, TrialResult, trial_config
 from search_spaces import get_space
-from search_spaces.spaces import BASELINE, PAPER_FRACTIONS
+from search_spaces.spaces import FIRST_SHARES, PAPER_FRACTIONS
 from sweep.config import SweepConfig, check_writable, store_path
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,9 @@ def make_sampler(cfg: SweepConfig, n_existing_trials: int) -> Any:
     if cfg.is_grid:  # every point once, whatever sampler was named
         grid = {"n_labels": list(cfg.grid_labels), "n_unlabelled": list(cfg.grid_unlabelled)}
         return optuna.samplers.GridSampler(grid, seed=seed)
-    startup = max(3, min(10, cfg.n_trials // 3))
+    # The first shares are enqueued (`first_points`); a few random ones after them do the
+    # rest of the start-up (bench/search_efficiency.py: more only delayed the model).
+    startup = max(3, min(5, cfg.n_trials // 4))
     if cfg.sampler == "tpe":
         return optuna.samplers.TPESampler(
             seed=seed,
@@ -170,12 +172,12 @@ class NumberedSpace:
 
 
 def first_points(cfg: SweepConfig) -> list[dict[str, Any]]:
-    """Points a new sweep tries before the sampler chooses: the annotate-only baseline (once,
-    in the spaces that contain it) and the best compute shares found on `cfg.warm_start`
-    tasks (shares transfer across tasks better than raw label counts do)."""
+    """Points a new sweep tries before the sampler chooses: annotate only, then the best
+    compute shares found on `cfg.warm_start` tasks (shares transfer across tasks better than
+    raw label counts do), then the other FIRST_SHARES; at most `cfg.n_trials` of them."""
     if cfg.is_grid or cfg.sampler == "grid":
         return []
-    fractions: list[float] = [BASELINE["compute_fraction"]]
+    fractions: list[float] = [FIRST_SHARES[0]]
     for task in cfg.warm_start:
         path = store_path(cfg.tracking)
         rows = [] if path is not None and not path.is_file() else _best_of(cfg.tracking, task)
@@ -185,10 +187,11 @@ def first_points(cfg: SweepConfig) -> list[dict[str, Any]]:
                 "name a task with a finished sweep (see `sweep best`)."
             )
         fractions += rows
+    fractions += FIRST_SHARES[1:]
     out: list[dict[str, Any]] = []
     if cfg.space_name == "fraction_grid":  # a categorical space takes its own values only
         fractions = [min(PAPER_FRACTIONS, key=lambda g: abs(g - f)) for f in fractions]
-    for fraction in sorted(set(fractions))[: cfg.n_trials]:
+    for fraction in list(dict.fromkeys(fractions))[: cfg.n_trials]:
         params: dict[str, Any] = {"compute_fraction": fraction}
         if cfg.budget_range:
             params["budget_usd"] = cfg.budget_range[0]

@@ -10,6 +10,7 @@ from objectives.budget import (
     Budget,
     PriceBook,
     allocate,
+    allocate_counts,
     parse_price_overrides,
 )
 
@@ -123,3 +124,27 @@ def test_label_subsets_are_nested_and_never_meet_the_pool(
     assert set(s.labelled) <= set(big.labelled)
     assert not set(big.labelled) & set(big.unlabelled)
     assert sorted(big.labelled + big.unlabelled) == list(range(n_pool))
+
+
+@given(st.integers(min_value=0, max_value=100_000), budgets, prices)
+def test_grid_point_allocation_buys_exactly_its_labels(n: int, compute: float, p: float) -> None:
+    a = allocate_counts("t", n, compute, _book(p))
+    assert a.n_new_labels == n and a.unspent_usd == 0.0
+    assert Decimal(str(a.annotation_usd)) == (n * Decimal(str(p))).quantize(Decimal("0.000001"))
+    assert a.compute_usd == compute
+    assert abs(
+        Decimal(str(a.annotation_usd)) + Decimal(str(a.compute_usd)) - Decimal(str(a.budget_usd))
+    ) < Decimal("0.000002")
+    assert a.compute_fraction == pytest.approx(compute / (n * p + compute))
+
+
+def test_grid_mode_trial_config_splits_labels_then_compute() -> None:
+    from objectives.trial_config import TrialConfig
+
+    cfg = TrialConfig("fever", 12.9 + 50.0, 0, 0.0, n_labels=100)
+    a = cfg.allocation(cfg.task_spec())
+    assert (a.n_new_labels, a.annotation_usd, a.compute_usd) == (100, 12.9, 50.0)
+    assert a.strategy == "mixed"
+    too_many = TrialConfig("fever", 10.0, 0, 0.0, n_labels=100)
+    with pytest.raises(ValueError, match=r"100 labels cost \$12.9 and budget_usd=10"):
+        too_many.allocation(too_many.task_spec())

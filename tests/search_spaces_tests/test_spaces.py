@@ -2,11 +2,11 @@ import optuna
 import pytest
 
 from search_spaces import SPACES, distill_or_annotate, fraction_grid, fraction_only, get_space
-from search_spaces.spaces import BASELINE, PAPER_FRACTIONS
+from search_spaces.spaces import FIRST_SHARES, PAPER_FRACTIONS
 
 
 def test_annotate_only_has_no_temperature() -> None:
-    trial = optuna.trial.FixedTrial(BASELINE)
+    trial = optuna.trial.FixedTrial({"compute_fraction": FIRST_SHARES[0]})
     assert distill_or_annotate(trial) == {}
     assert trial.params == {"compute_fraction": 0.0}
 

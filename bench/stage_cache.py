@@ -1,0 +1,108 @@
+"""Benchmark 3: what the stage cache saves in a real sweep.
+
+A real sweep (the labelled x unlabelled grid, 3 x 4 = 12 trials on BBC News with the
+MiniLM teacher) in which teacher configurations repeat: every label count is distilled
+into four pool sizes, so each teacher is trained once and its soft labels are extended by
+prefix. It runs twice through `run_sweep`: with the shared stage cache, and with
+`cache=False` (the baseline: every trial trains its own teacher and labels its own pool).
+Real compute is the sweep ledger (`sweep_device_seconds`, every second each trial's
+process ran). The scores of the two runs must be identical point by point. The last line
+is the baseline's real compute over the cached run's (target: >= 3).
+
+    python bench/stage_cache.py [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+GRID = ((32, 64, 96), (128, 256, 384, 512))
+TINY_GRID = ((8, 16), (16, 32))
+
+
+def run(
+    root: Path, cache: bool, grid: tuple[tuple[int, ...], tuple[int, ...]], tiny: bool, threads: int
+) -> tuple[float, dict[tuple[int, float], tuple[float, float, str]]]:
+    """(wall seconds, {(labels, unlabelled): (score, real device-seconds, cache outcome)})."""
+    from sweep.config import SweepConfig
+    from sweep.tracking import Tracker
+    from sweep.tuner import run_sweep
+
+    trial: dict[str, Any] = {
+        "usd_per_device_hour": 75.0,
+        "usd_per_label": 0.364,
+        "max_eval_examples": 100,
+        "n_threads": threads,
+    }
+    if tiny:
+        trial.update(teacher_epochs=1, student_epochs=1, max_eval_examples=16)
+    cfg = SweepConfig(
+        name="cache" if cache else "no-cache",
+        task="fever" if tiny else "bbc_news",
+        budget_usd=20.0,  # each point's compute allowance
+        n_seed_labels=0,
+        n_trials=len(grid[0]) * len(grid[1]),
+        preset="cpu-small",
+        trial=trial,
+        grid_labels=grid[0],
+        grid_unlabelled=grid[1],
+        cpus_per_trial=float(threads),
+        cache=cache,
+        root=str(root),
+    )
+    started = time.perf_counter()
+    with open(os.devnull, "w") as quiet:
+        run_sweep(cfg, out=quiet)
+    wall = time.perf_counter() - started
+    points = {}
+    for r in Tracker(cfg.tracking).trial_runs(task=cfg.task, sweep=cfg.name):
+        m = r.data.metrics
+        key = (int(m["n_labels_used"]), m["n_unlabelled"])
+        points[key] = (m["score"], m["sweep_device_seconds"], r.data.tags.get("teacher_cache", ""))
+    return wall, points
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tiny", action="store_true", help="a 2 x 2 grid on FEVER (CI)")
+    args = parser.parse_args()
+    grid = TINY_GRID if args.tiny else GRID
+    with tempfile.TemporaryDirectory() as tmp:
+        cached_wall, cached = run(Path(tmp) / "cache", True, grid, args.tiny, args.threads)
+        plain_wall, plain = run(Path(tmp) / "plain", False, grid, args.tiny, args.threads)
+    if cached.keys() != plain.keys():
+        raise SystemExit(
+            f"the two sweeps ran different points: {sorted(cached)} vs {sorted(plain)}"
+        )
+    differ = [k for k in cached if cached[k][0] != plain[k][0]]
+    print(f"{len(cached)} grid points (labels x unlabelled)")
+    for key in sorted(cached):
+        print(
+            f"  L={key[0]:>3} U={key[1]:>4.0f}: score {cached[key][0]:.4f} / {plain[key][0]:.4f}, "
+            f"real {cached[key][1]:6.1f} s cached ({cached[key][2]}) / {plain[key][1]:6.1f} s"
+        )
+    with_cache = sum(v[1] for v in cached.values())
+    without = sum(v[1] for v in plain.values())
+    print(
+        f"real compute: {with_cache:.0f} s with the cache, {without:.0f} s without; sweep wall "
+        f"{cached_wall:.0f} s / {plain_wall:.0f} s; scores identical: {not differ}"
+    )
+    if differ:
+        raise SystemExit(f"scores differ at {differ}")
+    print(f"real compute without the cache / with it: {without / with_cache:.2f}")
+
+
+if __name__ == "__main__":
+    main()
