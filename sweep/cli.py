@@ -567,8 +567,11 @@ def format_frontier(model: Any, recs: list[Any], check: Any) -> str:
             ),
             f"  recommended f={rec.compute_fraction:.2f} predicted {rec.score:.4f}; best "
             f"measured f={check.measured_best_fraction:.3f} scored "
-            f"{check.measured_best_score:.4f}; measured nearest the recommendation: "
-            f"{check.measured_at_recommended:.4f}",
+            f"{check.measured_best_score:.4f}",
+            f"  measured at the recommended share: {check.measured_at_recommended:.4f}"
+            if check.measured_at_recommended is not None
+            else f"  no trial ran near f={rec.compute_fraction:.2f}; measure it with `sweep "
+            f"trial --budget {check.budget_usd:g} --compute-fraction {rec.compute_fraction:.2f}`",
         ]
     return "\n".join(lines)
 

@@ -34,6 +34,7 @@ Array = NDArray[np.float64]
 
 MIN_TRIALS = 8
 MIN_DISTINCT = 3  # distinct label counts, and distinct unlabelled counts (zero included)
+NEAR = 0.03  # a trial this close to a recommended share measures it
 INTERVAL = (5.0, 95.0)  # percentiles of the bootstrap: a 90 % interval
 FRACTIONS = np.linspace(0.0, 1.0, 201)
 # Learning-curve exponents seen in practice lie in about [0.1, 1]; below 0.1 a power law
@@ -346,7 +347,8 @@ class HoldoutCheck:
     recommended: Recommendation
     measured_best_fraction: float
     measured_best_score: float
-    measured_at_recommended: float  # the measured trial nearest to the recommended share
+    # The measured trial at the recommended share (within NEAR of it), if one was run.
+    measured_at_recommended: float | None
 
 
 def holdout(
@@ -367,6 +369,7 @@ def holdout(
     rec = recommend(model, budget_usd)
     best = max(left_out, key=lambda r: r.score)
     nearest = min(left_out, key=lambda r: abs(r.compute_fraction - rec.compute_fraction))
+    near = abs(nearest.compute_fraction - rec.compute_fraction) <= NEAR
     return HoldoutCheck(
         budget_usd=budget_usd,
         rows=tuple(
@@ -378,5 +381,5 @@ def holdout(
         recommended=rec,
         measured_best_fraction=float(best.compute_fraction),
         measured_best_score=best.score,
-        measured_at_recommended=nearest.score,
+        measured_at_recommended=nearest.score if near else None,
     )
