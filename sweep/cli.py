@@ -402,6 +402,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_COMPUTE_ALLOWANCE_USD = 1000.0
+
+
 def cmd_grid(args: argparse.Namespace) -> int:
     from sweep import plots
     from sweep.results import finished_trials
@@ -417,19 +420,22 @@ def cmd_grid(args: argparse.Namespace) -> int:
             "a grid point buys its labels and pays its compute: it takes no --budget or "
             "--seed-labels (--compute-allowance caps each point's compute)"
         )
-    if not args.compute_allowance > 0:
-        raise ValueError(
-            "`compute_allowance > 0` must hold, but got "
-            f"--compute-allowance {args.compute_allowance!r}."
-        )
-    args.budget = args.compute_allowance  # a grid sweep's budget is each point's allowance
+    allowance = args.compute_allowance
+    if allowance is None and not args.resume:
+        allowance = DEFAULT_COMPUTE_ALLOWANCE_USD
+    if allowance is not None:  # a resumed grid keeps its own unless one is given
+        if not allowance > 0:
+            raise ValueError(
+                f"`compute_allowance > 0` must hold, but got --compute-allowance {allowance!r}."
+            )
+        args.budget = allowance  # a grid sweep's budget is each point's compute allowance
     args.seed_labels = 0
     args.trials = len(args.labels or []) * len(args.unlabelled or []) or None
     if args.name is None and args.task:
         args.name = f"{args.task}-grid"
     cfg = sweep_config(args, grid=(args.labels or [], args.unlabelled or []))
     summary = run_sweep(cfg, resume=args.resume)
-    rows = [r for r in finished_trials(Tracker(summary.tracking_uri), cfg.task, cfg.name)]
+    rows = finished_trials(Tracker(summary.tracking_uri), cfg.task, cfg.name)
     path = plots.grid(rows, Path(args.out) / f"{cfg.name}.png")
     table = write_replay_table(rows, Path(args.out) / f"{cfg.name}.csv")
     print(format_grid(rows))
@@ -803,7 +809,6 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument(
         "--compute-allowance",
         type=float,
-        default=1000.0,
         metavar="USD",
         help="most compute dollars one point may spend (1000); what it does not use is kept",
     )

@@ -32,6 +32,7 @@ def test_grid_runs_every_point_once_and_marks_the_pareto_front(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     grid = ["grid", *SYNTHETIC, "--labels", "100,1000", "--unlabelled", "0,3000"]
+    grid += ["--compute-allowance", "500"]
     out = tmp_path / "plots"
     assert main([*grid, "--out", str(out), *_root(tmp_path)]) == 0
     table = capsys.readouterr().out
@@ -45,12 +46,12 @@ def test_grid_runs_every_point_once_and_marks_the_pareto_front(
         assert run.data.tags[TAG_MODE] == "grid"
         assert m["annotation_usd"] == pytest.approx(m["n_new_labels"] * 0.129)
         assert m["practitioner_usd"] == pytest.approx(m["annotation_usd"] + m["compute_spent_usd"])
-        assert m["compute_spent_usd"] <= m["compute_usd"] <= 1000.0
+        assert m["compute_spent_usd"] <= m["compute_usd"] <= 500.0
     # A grid point is no choice within a budget: `best` leaves it out, `report` plots it.
     assert main(["best", *_root(tmp_path)]) == 1
     assert main(["report", "--task", "fever", "--out", str(out), *_root(tmp_path)]) == 0
     assert (out / "fever_grid.png").is_file()
-    # Resuming a finished grid runs nothing again.
+    # Resuming a finished grid (its allowance kept) runs nothing again.
     assert main(["grid", "--name", "fever-grid", "--resume", *_root(tmp_path)]) == 0
     assert len(_study(tmp_path, "fever-grid").trials) == 4
 
