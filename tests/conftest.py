@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +32,13 @@ SWEEP_RUN = [
 SWEEP_CLI = [sys.executable, "-m", "sweep", *SWEEP_RUN]
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def restore_sigint() -> None:
+    """`preexec_fn` of a child a test will Ctrl-C: a shell that started the test run in the
+    background (`cmd &`) leaves SIGINT ignored, children inherit that, and Python then never
+    raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from sweep.cli import main
 from sweep.tracking import TAG_TRIAL_NUMBER, Tracker
-from tests.conftest import SWEEP_CLI
+from tests.conftest import SWEEP_CLI, restore_sigint
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
@@ -36,6 +36,7 @@ def test_interrupt_then_resume(tmp_path: Path, signum: int) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=restore_sigint,
     )
     assert proc.stdout is not None
     for line in proc.stdout:

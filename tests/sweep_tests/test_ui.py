@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sweep.tuner import run_sweep
+from tests.conftest import restore_sigint
 from tests.sweep_tests.conftest import synthetic_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
@@ -48,6 +49,7 @@ def test_ui_shows_the_sweep_in_a_browser(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=restore_sigint,
     )
     try:
         _wait_for(f"http://127.0.0.1:{port}/health")
