@@ -178,9 +178,10 @@ def first_points(cfg: SweepConfig) -> list[dict[str, Any]]:
     if cfg.is_grid or cfg.sampler == "grid":
         return []
     fractions: list[float] = [FIRST_SHARES[0]]
+    path = store_path(cfg.tracking)
+    store_exists = path is None or path.is_file()  # never create a store just to read it
     for task in cfg.warm_start:
-        path = store_path(cfg.tracking)
-        rows = [] if path is not None and not path.is_file() else _best_of(cfg.tracking, task)
+        rows = _best_of(cfg.tracking, task) if store_exists else []
         if not rows:
             raise ValueError(
                 f"--warm-start {task!r}: no finished trials of that task in {cfg.tracking}; "

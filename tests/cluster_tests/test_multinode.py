@@ -25,6 +25,16 @@ def loopback() -> Iterator[tuple[str, dict[str, str]]]:
         yield cluster.address, dict(cluster.env)
 
 
+def _placed_grid_sweep(address: str, root: Path) -> list[str]:
+    """The paper's grid of fractions on the cluster, trials pinned to node types."""
+    return [
+        *SWEEP_CLI,
+        *("--sampler", "grid", "--address", address, "--cpus-per-trial", "1"),
+        *("--teacher-node-resource", "teacher_node", "--student-node-resource", "student_node"),
+        *("--root", str(root)),
+    ]
+
+
 def _node_ids(address: str, env: dict[str, str]) -> dict[str, str]:
     code = (
         f"import json, ray; ray.init(address={address!r}, log_to_driver=False);"
@@ -49,25 +59,7 @@ def test_trials_are_placed_by_strategy(
     nodes = _node_ids(address, env)
     assert set(nodes) == {"teacher_node", "student_node"}
     run = subprocess.run(
-        [
-            *SWEEP_CLI,
-            "--sampler",
-            "grid",
-            "--trials",
-            "11",
-            "--concurrency",
-            "2",
-            "--address",
-            address,
-            "--teacher-node-resource",
-            "teacher_node",
-            "--student-node-resource",
-            "student_node",
-            "--cpus-per-trial",
-            "1",
-            "--root",
-            str(tmp_path),
-        ],
+        [*_placed_grid_sweep(address, tmp_path), "--trials", "11", "--concurrency", "2"],
         env=env,
         capture_output=True,
         text=True,
@@ -121,25 +113,8 @@ def test_losing_the_teacher_node_mid_sweep_loses_nothing(
     autoscaler would start one); the affected trials are retried, the sweep finishes."""
     address, env = loopback
     argv = [
-        *SWEEP_CLI,
-        "--standin-work-seconds",
-        "3",
-        "--sampler",
-        "grid",
-        "--trials",
-        "6",
-        "--retries",
-        "2",
-        "--address",
-        address,
-        "--teacher-node-resource",
-        "teacher_node",
-        "--student-node-resource",
-        "student_node",
-        "--cpus-per-trial",
-        "1",
-        "--root",
-        str(tmp_path),
+        *_placed_grid_sweep(address, tmp_path),
+        *("--standin-work-seconds", "3", "--trials", "6", "--retries", "2"),
     ]
     sweep = subprocess.Popen(
         argv,
