@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# FEVER comes from the samples shipped for the tests unless DOA_DATA_DIR names others.
+os.environ.setdefault("DOA_DATA_DIR", str(Path(__file__).resolve().parents[1] / "tests" / "data"))
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

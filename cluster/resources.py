@@ -60,10 +60,16 @@ class ClusterProfile:
             )
 
 
+def trains_a_teacher(config: Mapping[str, object]) -> bool:
+    """Whether a sampled point trains a teacher: a compute share above zero, or in grid mode
+    (whose points name `n_labels` and `n_unlabelled`, no share) a pool to distil."""
+    amount = config.get("n_unlabelled", config.get("compute_fraction", 0.0))
+    return isinstance(amount, int | float) and amount > 0
+
+
 def resources_for(config: Mapping[str, object], profile: ClusterProfile) -> TrialResources:
     """Resources of one trial: the teacher's when it distils, the student's otherwise."""
-    fraction = config.get("compute_fraction", 0.0)
-    distills = isinstance(fraction, int | float) and fraction > 0
+    distills = trains_a_teacher(config)
     gpus = profile.teacher_gpus if distills else profile.student_gpus
     node = profile.teacher_node_resource if distills else profile.student_node_resource
     # A sliver of the node-type resource: any number of trials fit, but only on that type.

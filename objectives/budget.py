@@ -44,6 +44,79 @@ def _check_finite_nonnegative(name: str, value: float) -> None:
         raise ValueError(f"`{name} >= 0` must hold, but got {name}={value!r}.")
 
 
+# The paper's fitted compute cost (../shared/docs/paper.md): a linear fit to the poster's
+# points, compute dollars = a + b * L / 1000 + d * U / 1000 (L labelled examples the teacher
+# fine-tunes on, U unlabelled examples pseudo-labelled and distilled). The paper gives b and d;
+# of a it says only "a few dollars": A_USD_ASSUMED = 3 is our assumption, not a paper figure.
+A_USD_ASSUMED = 3.0
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Compute dollars of a distillation run by its size, as the paper priced it.
+
+    `a_usd` is the teacher's fixed cost (start-up, evaluation), `b_usd_per_1k_labelled` its
+    fine-tuning cost per 1,000 labelled examples, `d_usd_per_1k_unlabelled` the cost of
+    pseudo-labelling and distilling 1,000 unlabelled examples.
+    """
+
+    a_usd: float
+    b_usd_per_1k_labelled: float
+    d_usd_per_1k_unlabelled: float
+
+    def __post_init__(self) -> None:
+        for name in ("a_usd", "b_usd_per_1k_labelled"):
+            _check_finite_nonnegative(name, getattr(self, name))
+        d = self.d_usd_per_1k_unlabelled
+        if not math.isfinite(d) or d <= 0:
+            # d = 0 would make an unlimited pool affordable with any money left over.
+            raise ValueError(
+                f"`d_usd_per_1k_unlabelled > 0` must hold, but got d_usd_per_1k_unlabelled={d!r}."
+            )
+
+    def teacher_usd(self, n_labelled: int) -> float:
+        return self.a_usd + self.b_usd_per_1k_labelled * n_labelled / 1000
+
+    def distillation_usd(self, n_unlabelled: int) -> float:
+        return self.d_usd_per_1k_unlabelled * n_unlabelled / 1000
+
+    def unlabelled_for(self, usd: float) -> int:
+        """The most unlabelled examples `usd` pays to pseudo-label and distil."""
+        if usd <= 0:
+            return 0
+        n = int(usd / (self.d_usd_per_1k_unlabelled / 1000))
+        while n > 0 and self.distillation_usd(n) > usd:  # float rounding at the edge
+            n -= 1
+        return n
+
+    def affordable_unlabelled(self, compute_usd: float, n_labelled: int) -> int:
+        """Unlabelled examples left to distil after the teacher; -1 when the teacher itself
+        is unaffordable."""
+        left = compute_usd - self.teacher_usd(n_labelled)
+        if left < 0:
+            return -1
+        n = self.unlabelled_for(left)
+        while n > 0 and self.usd(n_labelled, n) > compute_usd:  # float rounding at the edge
+            n -= 1
+        return n
+
+    def usd(self, n_labelled: int, n_unlabelled: int) -> float:
+        return self.teacher_usd(n_labelled) + self.distillation_usd(n_unlabelled)
+
+
+# b and d per task: the paper's poster, fitted (../shared/docs/paper.md).
+PAPER_COST_MODELS: Mapping[str, CostModel] = MappingProxyType(
+    {
+        "wlp": CostModel(A_USD_ASSUMED, 15.10, 4.38),
+        "stanceosaurus": CostModel(A_USD_ASSUMED, 11.51, 2.26),
+        "fever": CostModel(A_USD_ASSUMED, 4.29, 0.78),
+        "multipit_id": CostModel(A_USD_ASSUMED, 7.92, 1.24),
+        "multipit_gen": CostModel(A_USD_ASSUMED, 9.79, 1.60),
+        "nq": CostModel(A_USD_ASSUMED, 6.19, 0.86),
+    }
+)
+
+
 @dataclass(frozen=True)
 class Budget:
     """An extra budget in US dollars, on top of the seed labels already paid for."""

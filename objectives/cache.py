@@ -1,10 +1,12 @@
 """The stage cache: fine-tuned teachers and their soft labels, shared between trials.
 
-Entries are keyed by a content hash of everything that determines them, written into a
-temporary sibling and renamed into place (so a killed writer leaves nothing a reader would
-take), and built under an exclusive file lock (so two trials that need the same stage at
-once pay for it once: the second waits, then reads). Each entry records what it cost to
-build, so a trial that reuses it still charges the full standalone cost to its allocation.
+Entries are keyed by a content hash of everything that determines them, and of nothing
+else (no price, hardware profile or meter), written into a temporary sibling and renamed
+into place (so a killed writer leaves nothing a reader would take), and built under an
+exclusive file lock (so two trials that need the same stage at once pay for it once: the
+second waits, then reads). Each entry records what building it took (FLOPs and real
+device-seconds), not what it cost: a trial that reuses it is charged the full standalone
+cost at its own price and meter.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,3 +99,13 @@ class StageCache:
                 os.rename(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def examples_fingerprint(examples: Sequence[Any]) -> str:
+    """A short hash of examples' content: a stage keyed by it is shared whatever path the
+    data was read from, and rebuilt when the rows change (not only their number)."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(repr(example).encode())  # a frozen dataclass: its fields, in order
+        digest.update(b"\0")
+    return digest.hexdigest()[:24]

@@ -21,7 +21,6 @@ from objectives.tasks import SPLITS, TaskSpec
 logger = logging.getLogger(__name__)
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,12 @@ class TaskData:
 def default_data_dirs() -> list[Path]:
     """Where `<task>/{train,dev,test}.jsonl` folders are looked for when no --data-dir is given.
 
-    `DOA_DATA_DIR` first, then `./data`, then the team's shared samples beside the checkout.
+    `DOA_DATA_DIR` first, then `./data` in the working directory.
     """
     dirs = []
     if os.environ.get("DOA_DATA_DIR"):
         dirs.append(Path(os.environ["DOA_DATA_DIR"]))
-    dirs += [Path.cwd() / "data", _PROJECT_ROOT.parent / "shared" / "data"]
+    dirs.append(Path.cwd() / "data")
     return dirs
 
 
@@ -75,7 +74,7 @@ def check_data_dir(data_dir: str | Path | None) -> None:
     if data_dir is not None and not Path(data_dir).is_dir():
         raise ValueError(
             f"--data-dir {str(data_dir)!r} is not a directory; pass the folder that holds "
-            "<task>/train.jsonl (e.g. ../shared/data)."
+            "<task>/train.jsonl."
         )
 
 

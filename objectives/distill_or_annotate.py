@@ -24,7 +24,7 @@ import torch
 
 from objectives import models
 from objectives.budget import Allocation
-from objectives.cache import StageCache, content_key
+from objectives.cache import StageCache, content_key, examples_fingerprint
 from objectives.data import TaskData, load_task_data, split_pool, take
 from objectives.families import EncoderFamily, Family, Item, Seq2SeqFamily, Soft
 from objectives.meter import (
@@ -32,6 +32,7 @@ from objectives.meter import (
     ComputeMeter,
     RealClock,
     get_profile,
+    meter_cost_model,
     step_flops,
 )
 from objectives.metrics import MetricResult, score
@@ -93,6 +94,14 @@ class _Trial:
         )
         return score(self.spec, predictions, examples)
 
+    def progress(self, phase: str) -> Callable[[int, int], None]:
+        """Where a training loop is, for people watching (`stage` "progress", no score)."""
+
+        def hook(step: int, steps: int) -> None:
+            self.report({"stage": "progress", "phase": phase, "step": step, "steps": steps})
+
+        return hook
+
     def report_hook(self, stage: str, model: Any, epochs: int) -> Callable[[int], None]:
         """Report a quick dev score at `n_reports` evenly spaced epochs of a student stage."""
         n = min(self.cfg.n_reports, epochs)
@@ -110,7 +119,7 @@ class _Trial:
 
 def _tokenizer(spec: TaskSpec, data: TaskData, family: str, cache: StageCache, teacher: str) -> Any:
     if family == "encoder":
-        return models.encoder_tokenizer(teacher)
+        return models.encoder_tokenizer(teacher, [e.source for e in data.train])
     if teacher not in models.OFFLINE_T5:
         return models.seq2seq_tokenizer(teacher, [])
     key = content_key("tokenizer", {"task": spec.name, "origin": data.origin, "n": len(data.train)})
@@ -199,12 +208,17 @@ class _TeacherOutcome:
 
 def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
     cfg = trial.cfg
+    # Only what changes the weights: never the price, hardware profile or meter (a hit is
+    # re-priced at this trial's), nor the data's path (its content is hashed instead).
     key = content_key(
         "teacher",
         {
-            "task": trial.spec.name,
-            "origin": trial.data.origin,
+            "task": trial.spec.name,  # the input prefix
+            "train": examples_fingerprint(trial.data.train),
+            "labels": list(trial.spec.labels),  # a classifier head's order
+            "family": trial.family.name,
             "teacher": trial.teacher_name,
+            "sharded": cfg.n_devices > 1,  # sharded teachers train in bf16
             "labelled": trial.n_labels_used,  # a prefix of the seeded permutation
             "seed": cfg.seed,
             "epochs": cfg.teacher_epochs,
@@ -215,17 +229,25 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
     )
     if not trial.labelled:
         return _TeacherOutcome(None, "no_labels", "off", key)
+    if meter.mode == "paper":
+        # The paper's cost model prices the fine-tune as a whole (a + b L / 1000), cached or not.
+        usd = meter.teacher_stage_usd(trial.n_labels_used)
+        if usd > meter.remaining_usd + 1e-9:
+            return _TeacherOutcome(None, "unaffordable", "off", key)
+        meter.charge_usd(usd)
+    dev_key = examples_fingerprint(trial.dev)
     with trial.cache.lock(key):
         entry = trial.cache.get(key)
         if entry is not None:
-            usd = float(entry.meta["usd"])
-            if usd > meter.remaining_usd + 1e-9:
+            # Re-priced at this trial's price and meter, from what building it took.
+            flops, seconds = float(entry.meta["flops"]), float(entry.meta["device_seconds"])
+            if meter.reused_stage_usd(flops, seconds) > meter.remaining_usd + 1e-9:
                 return _TeacherOutcome(None, "unaffordable", "hit", key)
-            meter.charge_usd(usd, float(entry.meta["flops"]))
+            meter.charge_reused_stage(flops, seconds)
             model = trial.build(trial.teacher_name)
             model.load_state_dict(torch.load(entry.path / "model.pt", map_location=trial.device))
             model.eval()
-            scored = entry.meta.get("dev_score", {}).get(str(len(trial.dev)))
+            scored = entry.meta.get("dev_score", {}).get(dev_key)
             score = trial.evaluate(model, trial.dev).value if scored is None else float(scored)
             return _TeacherOutcome(model, "finished", "hit", key, score)
         model = trial.build(trial.teacher_name)
@@ -235,7 +257,7 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
         if meter.mode == "estimated" and meter.usd_for_flops(planned) > meter.remaining_usd:
             # A planner would not start a fine-tune it cannot finish: the money stays unspent.
             return _TeacherOutcome(None, "unaffordable", "off", key)
-        before_usd, before_flops = meter.spent_usd, meter.flops
+        before_flops, before_seconds = meter.flops, meter.measured_device_seconds
         result = fit(
             model,
             trial.family,
@@ -246,14 +268,15 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
             seed=cfg.seed,
             device=trial.device,
             meter=meter,
+            on_step=trial.progress("teacher"),
         )
         if not result.finished:
             return _TeacherOutcome(None, "unfinished", "off", key)
         score = trial.evaluate(model, trial.dev).value
-        meta = {
-            "usd": meter.spent_usd - before_usd,
+        meta = {  # what building it took, not what it cost: a hit is re-priced
             "flops": meter.flops - before_flops,
-            "dev_score": {str(len(trial.dev)): score},  # keyed by how many dev rows scored
+            "device_seconds": meter.measured_device_seconds - before_seconds,
+            "dev_score": {dev_key: score},  # keyed by the dev rows scored
         }
         with trial.cache.writer(key, meta) as folder:
             torch.save(model.state_dict(), folder / "model.pt")
@@ -281,22 +304,27 @@ def _soft_labels(
     items = trial.family.encode(take(trial.data.train, order), with_targets=False)
     if not items:
         return [], [], "off"
-    # Plan with the mean example and a 10 % margin for padding; the meter is the hard stop.
-    mean = sum(_soft_cost_flops(trial, teacher.model, student_params, i) for i in items) / len(
-        items
-    )
-    affordable = int(meter.remaining_usd / (1.1 * meter.usd_for_flops(mean)))
+    if meter.mode == "paper":
+        affordable = meter.affordable_unlabelled()  # d U / 1000 dollars for U examples
+    else:
+        # Plan with the mean example and a 10 % margin for padding; the meter is the hard stop.
+        planned = [_soft_cost_flops(trial, teacher.model, student_params, i) for i in items]
+        mean = sum(planned) / len(planned)
+        affordable = int(meter.remaining_usd / (1.1 * meter.usd_for_flops(mean)))
     bs = cfg.batch_size
     n = min(len(items), affordable)
     n = n - n % bs if n >= bs else n  # whole windows, so cached prefixes stay exact
     if n == 0:
         return [], [], "off"
+    if meter.mode == "paper":
+        meter.charge_usd(meter.distillation_stage_usd(n))  # the whole stage, before it starts
+    # A window's soft targets depend on the teacher and the window alone (not on how many
+    # follow, so not on max_unlabelled), nor on any price.
     key = content_key(
         "soft",
         {
             "teacher": teacher.key,
             "pool": len(trial.pool_order),
-            "max_unlabelled": cfg.max_unlabelled,
             "batch_size": bs,
             "top_k": getattr(trial.family, "top_k", 0),
         },
@@ -305,19 +333,22 @@ def _soft_labels(
     with trial.cache.lock(key):
         entry = trial.cache.get(key)
         stored: list[Soft] = []
-        window_usd: list[float] = []
+        # Per whole window: what computing it took (re-priced at this trial's price and meter).
+        window_flops: list[float] = []
+        window_seconds: list[float] = []
         if entry is not None:
             stored = torch.load(entry.path / "soft.pt", weights_only=False)
-            window_usd = list(entry.meta["window_usd"])
+            window_flops = list(entry.meta["window_flops"])
+            window_seconds = list(entry.meta["window_device_seconds"])
         n_windows = -(-n // bs)
-        reuse = min(len(window_usd), n_windows if n % bs == 0 else n_windows - 1)
-        for usd in window_usd[:reuse]:
-            meter.charge_usd(usd)
+        reuse = min(len(window_flops), n_windows if n % bs == 0 else n_windows - 1)
+        for flops, seconds in zip(window_flops[:reuse], window_seconds[:reuse], strict=True):
+            meter.charge_reused_stage(flops, seconds)
         softs = stored[: reuse * bs]
         status = "hit" if reuse * bs >= n else ("partial" if reuse else "miss")
         for w in range(reuse, n_windows):
             window = items[w * bs : min((w + 1) * bs, n)]
-            before = meter.spent_usd
+            before_flops, before_seconds = meter.flops, meter.measured_device_seconds
             try:
                 new, _ = soft_targets(
                     teacher.model,
@@ -332,10 +363,12 @@ def _soft_labels(
                 break
             softs += new
             if len(window) == bs:
-                window_usd.append(meter.spent_usd - before)
-        if trial.cache.enabled and len(window_usd) * bs > len(stored):
-            full = softs[: len(window_usd) * bs]
-            with trial.cache.writer(key, {"window_usd": window_usd}) as folder:
+                window_flops.append(meter.flops - before_flops)
+                window_seconds.append(meter.measured_device_seconds - before_seconds)
+        if trial.cache.enabled and len(window_flops) * bs > len(stored):
+            full = softs[: len(window_flops) * bs]
+            meta = {"window_flops": window_flops, "window_device_seconds": window_seconds}
+            with trial.cache.writer(key, meta) as folder:
                 torch.save(full, folder / "soft.pt")
     if not trial.cache.enabled:
         status = "off"
@@ -343,8 +376,10 @@ def _soft_labels(
 
 
 @contextlib.contextmanager
-def _timed(timings: dict[str, float], trial: str, stage: str) -> Iterator[None]:
-    """Record and log the real seconds a stage took (the sweep ledger, broken down)."""
+def _timed(timings: dict[str, float], trial: str, stage: str, report: Report) -> Iterator[None]:
+    """Record and log the real seconds a stage took (the sweep ledger, broken down), and
+    say that it started (progress for people)."""
+    report({"stage": "progress", "phase": stage, "step": 0, "steps": 0})
     started = time.perf_counter()
     yield
     timings[f"seconds_{stage}"] = time.perf_counter() - started
@@ -377,6 +412,7 @@ def _train_student(
             gold=trial.labelled,
             gold_weight=cfg.gold_weight,
             on_epoch=trial.report_hook("distill", student, cfg.distill_epochs),
+            on_step=trial.progress("distill"),
         )
     elif trial.labelled:
         # Annotation only, or a teacher that could not be had: the student learns from gold.
@@ -391,18 +427,36 @@ def _train_student(
             device=trial.device,
             meter=student_meter,
             on_epoch=trial.report_hook("annotate", student, cfg.student_epochs),
+            on_step=trial.progress("annotate"),
         )
+
+
+def _step_clock(device: torch.device) -> Callable[[], float]:
+    """The clock the meter times steps with. A CUDA step runs after its launch returns, so
+    on GPUs each reading first waits for them: else the meter records launch time (its
+    real device-seconds, kept in every mode, price cached stages for measured trials)."""
+    if device.type != "cuda":
+        return time.perf_counter
+
+    def synchronized() -> float:
+        for index in range(torch.cuda.device_count()):  # a sharded teacher spans several
+            torch.cuda.synchronize(index)
+        return time.perf_counter()
+
+    return synchronized
 
 
 def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
     """Run one trial for real and return its result; `report` receives intermediate scores."""
     report = report or (lambda _: None)
+    # Refused before anything is loaded or written: a paper meter the task cannot price.
+    cost_model = meter_cost_model(cfg.meter, cfg.task_spec(), cfg.charge_student_training)
     if cfg.n_threads:
         torch.set_num_threads(cfg.n_threads)
     clock = RealClock(cfg.n_devices)
     name = f"{cfg.task}/B={cfg.budget_usd:g}/f={cfg.compute_fraction:.2f}/seed={cfg.seed}"
     timings: dict[str, float] = {}
-    with _timed(timings, name, "prepare"):
+    with _timed(timings, name, "prepare", report):
         trial = _prepare(cfg, report)
         student = trial.build(trial.student_name)
     allocation = trial.allocation
@@ -413,6 +467,8 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
         cfg.meter,
         get_profile(cfg.hardware),
         cfg.n_devices,
+        clock=_step_clock(trial.device),
+        cost_model=cost_model,
     )
     # The student's training on gold labels is uncharged by default, as in the paper; when
     # charged it draws on the same compute dollars as everything else.
@@ -422,16 +478,16 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
     softs: list[Soft] = []
     soft_cache = "off"
     if allocation.compute_fraction > 0:
-        with _timed(timings, name, "teacher"):
+        with _timed(timings, name, "teacher", report):
             teacher = _teacher(trial, meter)
         if teacher.model is not None:
-            with _timed(timings, name, "soft_labels"):
+            with _timed(timings, name, "soft_labels", report):
                 soft_items, softs, soft_cache = _soft_labels(
                     trial, teacher, meter, models.n_parameters(student)
                 )
-    with _timed(timings, name, "student"):
+    with _timed(timings, name, "student", report):
         _train_student(trial, student, soft_items, softs, meter, student_meter)
-    with _timed(timings, name, "evaluate"):
+    with _timed(timings, name, "evaluate", report):
         dev = trial.evaluate(student, trial.dev)
         test = trial.evaluate(student, trial.test).value if trial.test else None
     result = TrialResult.from_allocation(
@@ -450,6 +506,8 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
         sweep_spent_usd=prices.device_hours_usd(clock.device_seconds),
         teacher_cache=teacher.cache,
         soft_cache=soft_cache,
+        score_low=dev.score_low,
+        score_high=dev.score_high,
         details={
             **{f"dev_{k}": v for k, v in dev.details.items()},
             "overrun_device_seconds": meter.overrun_device_seconds,

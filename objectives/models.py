@@ -34,12 +34,18 @@ transformers.logging.disable_progress_bar()
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 # Offline seq2seq models, random init: (d_model, d_ff, layers, heads, d_kv).
+# The base and large sizes are T5 v1.1's shapes: GPU-sized teachers that need no download.
 OFFLINE_T5 = {
     "t5-offline-student": (64, 256, 2, 4, 16),
     "t5-offline-teacher": (256, 1024, 4, 4, 64),
+    "t5-offline-base": (768, 2048, 12, 12, 64),
+    "t5-offline-large": (1024, 2816, 24, 16, 64),
 }
-# Offline encoder students, random init: (hidden, layers, heads, intermediate).
-OFFLINE_BERT = {"bert-offline-student": (128, 2, 2, 512)}
+# Offline encoders, random init: (hidden, layers, heads, intermediate); base is BERT-base.
+OFFLINE_BERT = {
+    "bert-offline-student": (128, 2, 2, 512),
+    "bert-offline-base": (768, 12, 12, 3072),
+}
 # Pretrained encoders truncated to their first layers: name -> (base, layers).
 TRUNCATED = {"minilm-l2": (MINILM_HUB_ID, 2)}
 
@@ -85,11 +91,17 @@ def _unavailable(name: str, exc: Exception, offline: Sequence[str]) -> ValueErro
 # --- encoders (classification) -------------------------------------------------------------
 
 
-def encoder_tokenizer(teacher: str) -> Any:
-    """Encoder teacher and student share the teacher's tokenizer (MiniLM's WordPiece for the
-    offline names)."""
+def encoder_tokenizer(teacher: str, texts: Sequence[str] = ()) -> Any:
+    """Encoder teacher and student share the teacher's tokenizer.
+
+    The offline names (random init: any vocabulary serves) take MiniLM's WordPiece when its
+    package is installed, else one trained on `texts`, the task's own text: they never need
+    a download, so they run on a machine with torch and transformers alone.
+    """
     base = TRUNCATED.get(teacher, (teacher, 0))[0]
     if teacher in OFFLINE_BERT:
+        if texts and local_copy(MINILM_HUB_ID) == MINILM_HUB_ID:
+            return train_wordpiece_tokenizer(texts)
         base = MINILM_HUB_ID
     try:
         return AutoTokenizer.from_pretrained(local_copy(base))
@@ -126,6 +138,38 @@ def encoder_model(name: str, n_labels: int, vocab_size: int, n_devices: int = 1)
 # --- seq2seq (T5) --------------------------------------------------------------------------
 
 
+def train_wordpiece_tokenizer(
+    texts: Sequence[str], vocab_size: int = 8000
+) -> PreTrainedTokenizerFast:
+    """A BERT-style WordPiece tokenizer ([CLS] text [SEP], lower-cased) trained on `texts`
+    (about a second for a few thousand sentences); deterministic for the same texts."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers.models import WordPiece
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    wordpiece = Tokenizer(WordPiece(unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=specials, show_progress=False
+    )
+    wordpiece.train_from_iterator(texts, trainer)
+    cls, sep = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
+    wordpiece.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=wordpiece,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
 def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int = 4000) -> PreTrainedTokenizerFast:
     """A SentencePiece-style BPE tokenizer trained on the task's own text (about 3 s).
 
@@ -136,7 +180,11 @@ def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int = 4000) -> PreTrai
 
     bpe = SentencePieceBPETokenizer()
     bpe.train_from_iterator(
-        texts, vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], min_frequency=2
+        texts,
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "</s>", "<unk>"],
+        min_frequency=2,
+        show_progress=False,  # its bars print blank lines in logs
     )
     eos = bpe.token_to_id("</s>")
     bpe.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", eos)])
@@ -155,26 +203,30 @@ def seq2seq_tokenizer(name: str, texts: Sequence[str]) -> Any:
     return train_bpe_tokenizer(texts)
 
 
+def offline_t5_config(name: str, vocab_size: int, pad_id: int, eos_id: int) -> Any:
+    """The T5Config of an offline name (a T5 v1.1 shape, randomly initialised)."""
+    d_model, d_ff, layers, heads, d_kv = OFFLINE_T5[name]
+    return T5Config(
+        vocab_size=vocab_size,
+        d_model=d_model,
+        d_ff=d_ff,
+        d_kv=d_kv,
+        num_layers=layers,
+        num_decoder_layers=layers,
+        num_heads=heads,
+        feed_forward_proj="gated-gelu",  # as in T5 v1.1
+        pad_token_id=pad_id,
+        eos_token_id=eos_id,
+        decoder_start_token_id=pad_id,
+        tie_word_embeddings=False,
+    )
+
+
 def seq2seq_model(
     name: str, vocab_size: int, pad_id: int, eos_id: int, n_devices: int = 1
 ) -> torch.nn.Module:
     if name in OFFLINE_T5:
-        d_model, d_ff, layers, heads, d_kv = OFFLINE_T5[name]
-        config = T5Config(
-            vocab_size=vocab_size,
-            d_model=d_model,
-            d_ff=d_ff,
-            d_kv=d_kv,
-            num_layers=layers,
-            num_decoder_layers=layers,
-            num_heads=heads,
-            feed_forward_proj="gated-gelu",  # as in T5 v1.1
-            pad_token_id=pad_id,
-            eos_token_id=eos_id,
-            decoder_start_token_id=pad_id,
-            tie_word_embeddings=False,
-        )
-        return T5ForConditionalGeneration(config)
+        return T5ForConditionalGeneration(offline_t5_config(name, vocab_size, pad_id, eos_id))
     try:
         return AutoModelForSeq2SeqLM.from_pretrained(local_copy(name), **placement(n_devices))
     except Exception as exc:

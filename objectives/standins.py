@@ -2,7 +2,8 @@
 
 Both turn an allocation into (labelled L, unlabelled U) with a linear compute-cost model,
 `compute_usd = a + b * L / 1000 + d * U / 1000` (the paper's poster, fitted per task; see
-`PAPER_COST_MODELS`), then read a score off a landscape:
+`objectives.budget.PAPER_COST_MODELS`; a task file's own `[cost_model]` for other tasks),
+then read a score off a landscape:
 - `synthetic_trial`: closed-form saturating curves (a teacher that saturates in L, a student
   that saturates in L + w * U but never beats its teacher);
 - `replay_trial`: a table of measured results (CSV: labels, unlabelled, compute_usd, score)
@@ -20,43 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from objectives.budget import Allocation
+from objectives.budget import PAPER_COST_MODELS, Allocation, CostModel
 from objectives.trial_config import Report, TrialConfig, TrialResult
 
-
-@dataclass(frozen=True)
-class CostModel:
-    """Compute dollars of a distillation run: teacher fine-tune on L, distillation on U."""
-
-    a_usd: float
-    b_usd_per_1k_labelled: float
-    d_usd_per_1k_unlabelled: float
-
-    def teacher_usd(self, n_labelled: int) -> float:
-        return self.a_usd + self.b_usd_per_1k_labelled * n_labelled / 1000
-
-    def affordable_unlabelled(self, compute_usd: float, n_labelled: int) -> int:
-        left = compute_usd - self.teacher_usd(n_labelled)
-        if left < 0:
-            return -1  # the teacher itself is unaffordable
-        n = int(left / (self.d_usd_per_1k_unlabelled / 1000))
-        while n > 0 and self.usd(n_labelled, n) > compute_usd:  # float rounding at the edge
-            n -= 1
-        return n
-
-    def usd(self, n_labelled: int, n_unlabelled: int) -> float:
-        return self.teacher_usd(n_labelled) + self.d_usd_per_1k_unlabelled * n_unlabelled / 1000
-
-
-# Linear fits to the paper's poster (../shared/docs/paper.md); a is "a few dollars".
-PAPER_COST_MODELS = {
-    "wlp": CostModel(3.0, 15.10, 4.38),
-    "stanceosaurus": CostModel(3.0, 11.51, 2.26),
-    "fever": CostModel(3.0, 4.29, 0.78),
-    "multipit_id": CostModel(3.0, 7.92, 1.24),
-    "multipit_gen": CostModel(3.0, 9.79, 1.60),
-    "nq": CostModel(3.0, 6.19, 0.86),
-}
 DEFAULT_COST_MODEL = PAPER_COST_MODELS["fever"]
 
 
@@ -79,14 +46,24 @@ class Landscape:
             - self.teacher_scale * float(max(1, n_labelled)) ** -self.teacher_exponent
         )
 
-    def student(self, n_labelled: int, n_unlabelled: int, seed: int) -> float:
+    def _student_without_noise(self, n_labelled: int, n_unlabelled: int) -> float:
         effective = max(1.0, n_labelled + self.unlabelled_weight * n_unlabelled)
         value: float = self.student_max - self.student_scale * effective**-self.student_exponent
         if n_unlabelled > 0:
             value = min(value, self.teacher(n_labelled))
+        return value
+
+    def student(self, n_labelled: int, n_unlabelled: int, seed: int) -> float:
+        value = self._student_without_noise(n_labelled, n_unlabelled)
         # Deterministic per seed, like a real trial's variance between seeds.
         jitter = self.seed_noise * math.sin(12.9898 * (seed + 1) + n_labelled * 0.001)
         return min(1.0, max(0.0, value + jitter))
+
+    def student_interval(self, n_labelled: int, n_unlabelled: int) -> tuple[float, float]:
+        """(score_low, score_high): every score the seed noise can give, so that a sweep on
+        this landscape can tell a real difference from noise as a real one does."""
+        value = self._student_without_noise(n_labelled, n_unlabelled)
+        return max(0.0, value - self.seed_noise), min(1.0, value + self.seed_noise)
 
 
 def _split(cfg: TrialConfig, cost: CostModel, pool: int) -> tuple[Allocation, int, int, str, float]:
@@ -118,6 +95,7 @@ def _result(
     n_unlabelled: int,
     compute_spent: float,
     metric: str,
+    interval: tuple[float, float],
 ) -> TrialResult:
     return TrialResult.from_allocation(
         allocation,
@@ -135,6 +113,8 @@ def _result(
         sweep_spent_usd=0.0,
         teacher_cache="off",
         soft_cache="off",
+        score_low=interval[0],
+        score_high=interval[1],
     )
 
 
@@ -156,13 +136,23 @@ def synthetic_trial(
 ) -> TrialResult:
     """A closed-form trial; `work_seconds` of sleep stands in for training time."""
     report = report or (lambda _: None)
-    cost = cost or PAPER_COST_MODELS.get(cfg.task, DEFAULT_COST_MODEL)
+    cost = cost or cfg.task_spec().cost_model or DEFAULT_COST_MODEL
     allocation, n_labelled, n_unlabelled, status, spent = _split(cfg, cost, pool)
     score = landscape.student(n_labelled, n_unlabelled, cfg.seed)
     teacher = landscape.teacher(n_labelled) if status == "finished" else None
     _report_progress(report, score, work_seconds, cfg.n_reports)
+    interval = landscape.student_interval(n_labelled, n_unlabelled)
     result = _result(
-        cfg, allocation, score, teacher, status, n_labelled, n_unlabelled, spent, "synthetic"
+        cfg,
+        allocation,
+        score,
+        teacher,
+        status,
+        n_labelled,
+        n_unlabelled,
+        spent,
+        "synthetic",
+        interval,
     )
     report({"stage": "final", **result.to_dict()})
     return result
@@ -271,8 +261,19 @@ def replay_trial(
     allocation, n_labelled, n_unlabelled, status, spent = _split(cfg, table.cost, pool)
     score = table.score(n_labelled, n_unlabelled)
     _report_progress(report, score, work_seconds, cfg.n_reports)
+    # A table holds one measured score per point and no noise model: a zero-width interval
+    # (a difference between replayed points is never called noise).
     result = _result(
-        cfg, allocation, score, None, status, n_labelled, n_unlabelled, spent, "replay"
+        cfg,
+        allocation,
+        score,
+        None,
+        status,
+        n_labelled,
+        n_unlabelled,
+        spent,
+        "replay",
+        (score, score),
     )
     report({"stage": "final", **result.to_dict()})
     return result

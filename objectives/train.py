@@ -20,6 +20,7 @@ from objectives.meter import BudgetExhausted, ComputeMeter, StepKind, step_flops
 from objectives.models import n_parameters
 
 EpochHook = Callable[[int], None]
+StepHook = Callable[[int, int], None]  # (steps done, steps planned): progress for people
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def _train(
     seed: int,
     meter: ComputeMeter | None,
     on_epoch: EpochHook | None,
+    on_step: StepHook | None = None,
 ) -> LoopResult:
     """The loop both stages share: length-grouped batches, one metered AdamW step each.
 
@@ -137,6 +139,8 @@ def _train(
                     schedule.step()
                     optimizer.zero_grad(set_to_none=True)
                 steps, examples = steps + 1, examples + len(batch_ids)
+                if on_step is not None:
+                    on_step(steps, epochs * steps_per_epoch)
             if on_epoch is not None:
                 on_epoch(epoch)
     except BudgetExhausted:
@@ -158,6 +162,7 @@ def fit(
     device: torch.device,
     meter: ComputeMeter | None = None,
     on_epoch: EpochHook | None = None,
+    on_step: StepHook | None = None,
 ) -> LoopResult:
     """Cross-entropy on gold targets for `epochs` passes, unless the meter runs out."""
 
@@ -175,6 +180,7 @@ def fit(
         seed=seed,
         meter=meter,
         on_epoch=on_epoch,
+        on_step=on_step,
     )
 
 
@@ -194,6 +200,7 @@ def distill(
     gold: Sequence[Item] = (),
     gold_weight: float = 0.0,
     on_epoch: EpochHook | None = None,
+    on_step: StepHook | None = None,
 ) -> LoopResult:
     """Train the student on the teacher's soft targets, optionally mixed with gold CE.
 
@@ -229,6 +236,7 @@ def distill(
         seed=seed,
         meter=meter,
         on_epoch=on_epoch,
+        on_step=on_step,
     )
 
 

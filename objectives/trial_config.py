@@ -43,7 +43,7 @@ class TrialConfig:
     # Grid mode (the paper's labelled x unlabelled grid): buy exactly this many labels and
     # give the rest of `budget_usd` to compute; `compute_fraction` is then ignored.
     n_labels: int | None = None
-    max_eval_examples: int | None = 1000
+    max_eval_examples: int | None = None  # None: score every dev/test row, as the paper did
     n_reports: int = 5
     usd_per_label: float | None = None  # None: the task's own price
     usd_per_device_hour: float = 1.875
@@ -155,6 +155,10 @@ class TrialResult:
     teacher_cache: str
     soft_cache: str
     details: Mapping[str, float] = field(default_factory=dict)
+    # The score's 90 % interval: a bootstrap over dev rows (objectives.metrics), or a
+    # stand-in's noise model; None where the objective has none.
+    score_low: float | None = None
+    score_high: float | None = None
 
     @classmethod
     def from_allocation(

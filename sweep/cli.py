@@ -6,17 +6,17 @@ import argparse
 import functools
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from objectives.data import check_data_dir, data_source, load_task_data
 from objectives.tasks import get_task, task_names
 from objectives.trial_config import PRESETS
 from search_spaces import SPACES
 from sweep import config
+from sweep.progress import TrialProgress
 from sweep.tables import format_table
 
 EXIT_USAGE = 2
@@ -143,7 +143,11 @@ def _add_trial_options(parser: argparse.ArgumentParser, sweep: bool) -> None:
     parser.add_argument("--student-lr", type=float)
     parser.add_argument("--max-unlabelled", type=int, help="cap on the unlabelled pool")
     parser.add_argument("--max-eval-examples", type=int, help="cap on dev/test rows scored")
-    parser.add_argument("--meter", choices=["estimated", "measured"], help="how compute is priced")
+    parser.add_argument(
+        "--meter",
+        choices=["estimated", "measured", "paper"],
+        help="how compute is priced: FLOPs, wall clock, or the paper's per-task cost model",
+    )
     parser.add_argument("--hardware", help="FLOP profile for the estimated meter: a100, h100, cpu")
     parser.add_argument("--n-devices", type=int, help="devices a distillation trial holds")
     parser.add_argument("--cache-dir", help="stage cache folder shared by trials")
@@ -155,6 +159,7 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]
     """(config file, TrialConfig fields) for a command with trial options."""
     check_data_dir(args.data_dir)
     file_cfg = config.read_config_file(args.config)
+    config.check_file_keys(args, file_cfg)
     task_files = args.task_file or file_cfg.get("task_file") or []
     extra = config.user_tasks([task_files] if isinstance(task_files, str) else task_files)
     book = config.price_book(
@@ -170,7 +175,7 @@ def _settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]
 def _require(fields: dict[str, Any], *names: str) -> None:
     for name in names:
         if name not in fields:
-            option = {v: k for k, v in config.ARG_TO_FIELD.items()}.get(name, name)
+            option = config.option_of(name)
             raise UsageError(f"missing --{option.replace('_', '-')} (or {option} in --config)")
 
 
@@ -180,8 +185,9 @@ def cmd_trial(args: argparse.Namespace) -> int:
 
     file_cfg, fields = _settings(args)
     _require(fields, "task", "budget_usd", "n_seed_labels", "compute_fraction")
-    cfg = trial_config(fields, args.preset or file_cfg.get("preset", "paper"))
-    result = run_trial(cfg, report=_print_report if args.verbose else None)
+    named = args.preset or file_cfg.get("preset")
+    cfg = trial_config(fields, _preset(named, sys.stderr if args.json else None))
+    result = run_trial(cfg, report=TrialProgress())
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -189,20 +195,46 @@ def cmd_trial(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_report(metrics: dict[str, Any]) -> None:
-    if metrics.get("stage") != "final":
-        print(f"  {metrics['stage']} epoch {metrics['epoch']}: dev {metrics['score']:.4f}")
+def _has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _preset(named: str | None, out: TextIO | None = None) -> str:
+    """The training recipe: the one named, else the one that fits this machine. The notice
+    goes to standard output (stderr holds only errors), or `out` (`--json` keeps stdout)."""
+    out = out or sys.stdout
+    if named is None and not _has_cuda():
+        print(
+            "no GPU here: training with the cpu-small recipe (about a minute a trial); "
+            "--preset paper runs the paper's",
+            file=out,
+        )
+        return "cpu-small"
+    named = named or "paper"
+    if named == "paper" and not _has_cuda():
+        print(
+            "warning: --preset paper on a CPU (20 teacher, 20 student and 50 distillation "
+            "epochs, up to 1,000 scored rows) takes tens of minutes to hours a trial; "
+            "cpu-small takes about a minute",
+            file=out,
+        )
+    return named
 
 
 def format_result(r: dict[str, Any]) -> str:
     """A trial's result with both ledgers, for people."""
     teacher = "-" if r["teacher_score"] is None else f"{r['teacher_score']:.4f}"
     test = "-" if r["test_score"] is None else f"{r['test_score']:.4f}"
+    low, high = r.get("score_low"), r.get("score_high")
+    interval = "" if low is None or high is None else f" (90 % [{low:.4f}, {high:.4f}])"
     return "\n".join(
         [
             f"{r['task']}  budget ${r['budget_usd']:.2f}  compute fraction "
             f"{r['compute_fraction']:.3f}  seed {r['seed']}  ({r['strategy']})",
-            f"  student {r['metric']}: dev {r['score']:.4f}  test {test}   teacher dev {teacher}"
+            f"  student {r['metric']}: dev {r['score']:.4f}{interval}  test {test}"
+            f"   teacher dev {teacher}"
             f" ({r['teacher_status']}, cache {r['teacher_cache']})",
             f"  labels: {r['n_seed_labels']} seed + {r['n_new_labels']} bought"
             f" ({r['n_labels_used']} used); unlabelled distilled: {r['n_unlabelled']}"
@@ -216,47 +248,6 @@ def format_result(r: dict[str, Any]) -> str:
             f"    {r['sweep_device_seconds']:.1f} device-seconds = ${r['sweep_spent_usd']:.4f}",
         ]
     )
-
-
-SWEEP_ARGS = (
-    "name",
-    "trials",
-    "seeds",
-    "sampler",
-    "space",
-    "concurrency",
-    "retries",
-    "asha",
-    "objective",
-    "replay_table",
-    "address",
-    "root",
-    "tracking_uri",
-    "storage",
-    "cpus_per_trial",
-    "teacher_gpus",
-    "student_gpus",
-    "teacher_node_resource",
-    "student_node_resource",
-    "sampler_seed",
-    "preset",
-    "budget_range",
-    "warm_start",
-    "cache",
-)
-# Fields that define what a sweep measures: a resume may not change them.
-FIXED_ON_RESUME = (
-    "task",
-    "budget_usd",
-    "n_seed_labels",
-    "seeds",
-    "objective",
-    "preset",
-    "trial",
-    "budget_range",
-    "grid_labels",
-    "grid_unlabelled",
-)
 
 
 def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
@@ -335,7 +326,7 @@ def _resumed(stored: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """The stored config with what this command line may change; a change to what the
     sweep measures is refused."""
     given_trial = values.get("trial", {})
-    for key in FIXED_ON_RESUME:
+    for key in config.FIXED_ON_RESUME:
         if key != "trial" and key in values and values[key] != stored[key]:
             raise ValueError(
                 f"--resume conflicts with the stored sweep: {key}={values[key]!r} but the "
@@ -357,7 +348,10 @@ def sweep_config(
 ) -> config.SweepConfig:
     """A SweepConfig from the command line and --config; on --resume, from the stored one."""
     file_cfg, fields = _settings(args)
-    sweep_values = config.merged(args, file_cfg, SWEEP_ARGS)
+    sweep_values = {
+        config.field_of(k): v
+        for k, v in config.merged(args, file_cfg, config.sweep_options(args)).items()
+    }
     if grid is not None and grid[0]:
         sweep_values["grid_labels"], sweep_values["grid_unlabelled"] = grid
     stored = _stored_sweep(sweep_values) if args.resume else None
@@ -366,11 +360,12 @@ def sweep_config(
             fields.pop(key, None)
     values: dict[str, Any] = {
         **{k: fields.pop(k) for k in ("task", "budget_usd", "n_seed_labels") if k in fields},
-        **{k: v for k, v in sweep_values.items() if k != "trials"},
+        **sweep_values,
         "trial": fields,
     }
-    if "trials" in sweep_values:
-        values["n_trials"] = sweep_values["trials"]
+    real = values.get("objective", "real") == "real"
+    if real and (stored is None or "preset" in values):  # a resume keeps its recipe
+        values["preset"] = _preset(values.get("preset"))
     if stored is not None:
         values = _resumed(stored, values)
     if values.get("budget_range") and "budget_usd" not in values:
@@ -397,9 +392,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         f" best score {summary.best_score if summary.best_score is not None else '-'}"
         f" with {summary.best_params}"
     )
+    if not summary.n_finished:
+        return _no_trial_finished(summary)
     pareto = f" --sweep {summary.name} --pareto" if cfg.multi_objective else ""
     print(f"next: sweep best --task {summary.task}{pareto} --tracking-uri {summary.tracking_uri}")
     return 0
+
+
+EXIT_NOTHING_FINISHED = 1
+
+
+def _no_trial_finished(summary: Any) -> int:
+    """A sweep that finished no trial has failed: say why, exit non-zero."""
+    reasons = list(dict.fromkeys(summary.failures))
+    print(
+        f"sweep {summary.name}: no trial finished ({summary.n_failed} failed); "
+        + ("reasons: " + " | ".join(reasons[:3]) if reasons else "no failure was reported"),
+        file=sys.stderr,
+    )
+    return EXIT_NOTHING_FINISHED
 
 
 DEFAULT_COMPUTE_ALLOWANCE_USD = 1000.0
@@ -435,9 +446,12 @@ def cmd_grid(args: argparse.Namespace) -> int:
         args.name = f"{args.task}-grid"
     cfg = sweep_config(args, grid=(args.labels or [], args.unlabelled or []))
     summary = run_sweep(cfg, resume=args.resume)
+    if not summary.n_finished:
+        return _no_trial_finished(summary)
     rows = finished_trials(Tracker(summary.tracking_uri), cfg.task, cfg.name)
-    path = plots.grid(rows, Path(args.out) / f"{cfg.name}.png")
-    table = write_replay_table(rows, Path(args.out) / f"{cfg.name}.csv")
+    out = Path(args.out or cfg.report_dir)
+    path = plots.grid(rows, out / f"{cfg.name}.png")
+    table = write_replay_table(rows, out / f"{cfg.name}.csv")
     print(format_grid(rows))
     print(f"plot: {path}\nreplay table (for --objective replay): {table}")
     return 0
@@ -501,7 +515,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     except frontier.NotEnoughTrials as exc:
         print(f"sweep: {exc}", file=sys.stderr)
         return 1
-    path = plots.frontier(model, args.budgets, rows, Path(args.out) / f"{args.task}_frontier.png")
+    path = plots.frontier(model, args.budgets, rows, _out(args) / f"{args.task}_frontier.png")
     if args.json:
         print(json.dumps(frontier_json(model, recs, check, path), indent=2))
         return 0
@@ -587,6 +601,11 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default=config.DEFAULT_ROOT, help="folder of the default stores")
 
 
+def _out(args: argparse.Namespace) -> Path:
+    """The folder for plots: --out, else `report/` under the store's root."""
+    return Path(args.out) if args.out else Path(args.root).resolve() / "report"
+
+
 def _tracker(args: argparse.Namespace) -> Any:
     """A Tracker on an existing store; never creates an empty one."""
     uri = args.tracking_uri or config.default_tracking(args.root)
@@ -644,7 +663,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     rows = finished_trials(tracker, args.task)
     if not rows:
         raise ValueError(f"No finished trials of task={args.task!r} in {tracker.tracking_uri}.")
-    paths = plots.all_plots(rows, Path(args.out))
+    paths = plots.all_plots(rows, _out(args))
     for sweep in sorted({r.sweep for r in rows}):
         parent = tracker.find_sweep_run(args.task, sweep)
         if parent is not None:
@@ -656,33 +675,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    import subprocess
+    from sweep import ui
 
-    tracker = _tracker(args)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        tracker.tracking_uri,
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-        "--workers",
-        "1",
-    ]
-    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
-    server = subprocess.Popen(command, env=env)
-    try:
-        return server.wait()
-    except KeyboardInterrupt:
-        server.terminate()
-        server.wait(timeout=20)
-        print("MLflow UI stopped")
-        return 0
+    return int(ui.serve(_tracker(args), args.host, args.port, args.task, not args.no_browser))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -740,10 +735,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     started = time.perf_counter()
     summary = run_sweep(cfg, resume=resume)
+    if not summary.n_finished:
+        return _no_trial_finished(summary)
     from sweep.tracking import Tracker
 
     rows = best_allocations(Tracker(summary.tracking_uri), cfg.task, cfg.budget_usd)
-    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; best allocation:")
+    print(
+        f"\ndemo: {summary.n_finished} trials finished, {summary.n_failed} failed, in "
+        f"{time.perf_counter() - started:.0f} s; best allocation:"
+    )
     print(format_best(rows))
     print(
         f"\nopen the trials: sweep ui --root {cfg.root}    "
@@ -812,7 +812,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USD",
         help="most compute dollars one point may spend (1000); what it does not use is kept",
     )
-    grid.add_argument("--out", default="runs/report", help="folder for the grid plot")
+    grid.add_argument("--out", help="folder for the grid plot (default ROOT/report)")
     grid.set_defaults(func=cmd_grid)
 
     frontier = sub.add_parser(
@@ -833,7 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit without the trials at this budget and compare the model's predictions with them",
     )
     frontier.add_argument("--max-unlabelled", type=int, help="pool cap (default: seen in trials)")
-    frontier.add_argument("--out", default="runs/report", help="folder for the frontier plot")
+    frontier.add_argument("--out", help="folder for the frontier plot (default ROOT/report)")
     frontier.add_argument("--json", action="store_true")
     _add_store_options(frontier)
     frontier.set_defaults(func=cmd_frontier)
@@ -851,13 +851,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="PNG plots of a task's trials, logged to MLflow")
     report.add_argument("--task", required=True)
-    report.add_argument("--out", default="runs/report", help="folder for the PNGs")
+    report.add_argument("--out", help="folder for the PNGs (default ROOT/report)")
     _add_store_options(report)
     report.set_defaults(func=cmd_report)
 
-    ui = sub.add_parser("ui", help="start the MLflow UI on the store")
+    ui = sub.add_parser("ui", help="start the MLflow UI on the store, print its runs' links")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--task", help="this task's runs only (default: every task in the store)")
+    ui.add_argument(
+        "--no-browser", action="store_true", help="print the links, open no browser window"
+    )
     _add_store_options(ui)
     ui.set_defaults(func=cmd_ui)
 

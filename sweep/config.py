@@ -12,6 +12,7 @@ from typing import Any
 
 from objectives.budget import PriceBook, parse_price_overrides
 from objectives.tasks import BUILTIN_TASKS, TaskSpec, get_task, load_task_file
+from objectives.trial_config import TrialConfig
 
 PRICE_FIELDS = ("usd_per_label", "usd_per_device_hour", "charge_student_training")
 
@@ -68,36 +69,45 @@ def user_tasks(task_files: list[str] | None) -> dict[str, TaskSpec]:
     return {spec.name: spec for spec in specs}
 
 
-# CLI option dest -> TrialConfig field, where the two names differ.
-ARG_TO_FIELD = {"budget": "budget_usd", "seed_labels": "n_seed_labels"}
-TRIAL_ARGS = (
-    "task",
-    "budget",
-    "seed_labels",
-    "compute_fraction",
-    "seed",
-    "family",
-    "teacher",
-    "student",
-    "temperature",
-    "gold_weight",
-    "teacher_epochs",
-    "student_epochs",
-    "distill_epochs",
-    "teacher_lr",
-    "student_lr",
-    "batch_size",
-    "max_unlabelled",
-    "max_eval_examples",
-    "meter",
-    "hardware",
-    "n_devices",
-    "data_dir",
-    "cache_dir",
-)
+# CLI option -> config field, where the two names differ; every other option is named after
+# its field (`--teacher-lr` is `teacher_lr`). What an option sets is derived from the config
+# dataclasses' fields, so a new field needs only its parser line (tests check both ways).
+OPTION_TO_FIELD = {"budget": "budget_usd", "seed_labels": "n_seed_labels", "trials": "n_trials"}
+FIELD_TO_OPTION = {v: k for k, v in OPTION_TO_FIELD.items()}
+TRIAL_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialConfig))
+# Trial fields the price book and the task file resolve, not copied from their options.
+_RESOLVED_TRIAL_FIELDS = frozenset({*PRICE_FIELDS, "task_file"})
 
 
-def merged(args: Any, file_cfg: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+def field_of(option: str) -> str:
+    """The config field an option (argparse dest or config-file key) sets."""
+    return OPTION_TO_FIELD.get(option, option)
+
+
+def option_of(field_name: str) -> str:
+    return FIELD_TO_OPTION.get(field_name, field_name)
+
+
+def trial_options(args: Any) -> tuple[str, ...]:
+    """The options of a parsed command that set TrialConfig fields."""
+    return tuple(
+        name
+        for name in vars(args)
+        if field_of(name) in TRIAL_FIELDS and field_of(name) not in _RESOLVED_TRIAL_FIELDS
+    )
+
+
+def sweep_options(args: Any) -> tuple[str, ...]:
+    """The options of a parsed command that set SweepConfig fields of their own (the task,
+    budget and seed labels are trial fields too and travel with them)."""
+    return tuple(
+        name
+        for name in vars(args)
+        if field_of(name) in SWEEP_FIELDS and field_of(name) not in TRIAL_FIELDS
+    )
+
+
+def merged(args: Any, file_cfg: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     """Command-line values over config-file values; options left unset are None."""
     out: dict[str, Any] = {}
     for name in names:
@@ -109,12 +119,22 @@ def merged(args: Any, file_cfg: Mapping[str, Any], names: tuple[str, ...]) -> di
     return out
 
 
+def check_file_keys(args: Any, file_cfg: Mapping[str, Any]) -> None:
+    """A --config key that no option of this command has is a typo: name it."""
+    valid = {*vars(args), "prices", "task_file"}
+    unknown = sorted(set(file_cfg) - valid)
+    if unknown:
+        raise ValueError(
+            f"Unknown key {unknown[0]!r} in --config; valid keys: {', '.join(sorted(valid))}."
+        )
+
+
 def trial_fields(
     args: Any, file_cfg: Mapping[str, Any], book: PriceBook, extra: Mapping[str, TaskSpec]
 ) -> dict[str, Any]:
     """TrialConfig fields from the command line and a config file, prices resolved."""
-    values = merged(args, file_cfg, TRIAL_ARGS)
-    fields = {ARG_TO_FIELD.get(k, k): v for k, v in values.items()}
+    values = merged(args, file_cfg, trial_options(args))
+    fields = {field_of(k): v for k, v in values.items()}
     task_files = getattr(args, "task_file", None) or file_cfg.get("task_file") or []
     if isinstance(task_files, str):
         task_files = [task_files]
@@ -122,6 +142,8 @@ def trial_fields(
         if len(task_files) > 1:
             raise ValueError("A trial or sweep takes one --task-file; got several.")
         fields["task_file"] = str(Path(task_files[0]).resolve())
+    if "task" not in fields and len(extra) == 1:
+        fields["task"] = next(iter(extra))  # the task file names its task
     if "task" in fields:
         get_task(fields["task"], extra)  # an unknown name lists the valid ones first
         fields["usd_per_label"] = book.label_price(fields["task"])
@@ -135,6 +157,10 @@ OBJECTIVES = ("real", "synthetic", "replay")
 DEFAULT_ROOT = "runs"
 
 
+# Field metadata: what the sweep measures, which a resume may not change.
+FIXED: Mapping[str, bool] = {"fixed_on_resume": True}
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """One sweep: a task at one budget, searched over the compute fraction.
@@ -145,20 +171,20 @@ class SweepConfig:
     """
 
     name: str
-    task: str
-    budget_usd: float
-    n_seed_labels: int
+    task: str = field(metadata=FIXED)
+    budget_usd: float = field(metadata=FIXED)
+    n_seed_labels: int = field(metadata=FIXED)
     n_trials: int
-    trial: Mapping[str, Any] = field(default_factory=dict)
-    preset: str = "paper"
-    seeds: int = 1
+    trial: Mapping[str, Any] = field(default_factory=dict, metadata=FIXED)
+    preset: str = field(default="paper", metadata=FIXED)
+    seeds: int = field(default=1, metadata=FIXED)
     sampler: str = "tpe"
     space: str | None = None  # None: the sampler's natural space
     sampler_seed: int = 0
     concurrency: int = 1
     retries: int = 0
     asha: bool = False
-    objective: str = "real"
+    objective: str = field(default="real", metadata=FIXED)
     replay_table: str | None = None
     standin_work_seconds: float = 0.0  # sleep per stand-in trial, to emulate training time
     address: str | None = None
@@ -172,11 +198,11 @@ class SweepConfig:
     student_node_resource: str | None = None
     # Grid mode (`sweep grid`, the paper's grid): one trial per labelled x unlabelled pair,
     # all labels bought; `budget_usd` is then each point's compute allowance.
-    grid_labels: Sequence[int] = ()
-    grid_unlabelled: Sequence[int] = ()
+    grid_labels: Sequence[int] = field(default=(), metadata=FIXED)
+    grid_unlabelled: Sequence[int] = field(default=(), metadata=FIXED)
     # Budget-aware mode: the budget is searched in [low, high] too; two objectives (score up,
     # dollars spent down) and a Pareto set instead of one best trial.
-    budget_range: Sequence[float] = ()
+    budget_range: Sequence[float] = field(default=(), metadata=FIXED)
     warm_start: Sequence[str] = ()  # tasks whose best allocations are tried first
     cache: bool = True  # share teachers and soft labels between trials (see objectives.cache)
 
@@ -202,7 +228,15 @@ class SweepConfig:
             raise ValueError("--objective replay needs --replay-table FILE (a CSV of results).")
         # Plain copies, not read-only proxies: the config is pickled to Ray workers and
         # stored as JSON in the study.
-        object.__setattr__(self, "trial", dict(self.trial))
+        object.__setattr__(self, "trial", _absolute_paths(dict(self.trial)))
+        # Every path is made absolute here, in the driver: Ray runs each trial in its own
+        # working directory, where a relative path would name another (empty) store.
+        object.__setattr__(self, "root", str(Path(self.root).resolve()))
+        for name in ("tracking_uri", "storage"):
+            uri = getattr(self, name)
+            object.__setattr__(self, name, None if uri is None else absolute_uri(uri))
+        if self.replay_table:
+            object.__setattr__(self, "replay_table", str(Path(self.replay_table).resolve()))
         for name in ("grid_labels", "grid_unlabelled", "budget_range", "warm_start"):
             object.__setattr__(self, name, list(getattr(self, name)))
         self._check_modes()
@@ -247,14 +281,19 @@ class SweepConfig:
 
     @property
     def ray_storage(self) -> str:
-        return str((Path(self.root) / "ray").resolve())
+        return str(Path(self.root) / "ray")
+
+    @property
+    def report_dir(self) -> str:
+        """Where plots and tables of this sweep's store go by default."""
+        return str(Path(self.root) / "report")
 
     @property
     def cache_dir(self) -> str | None:
         """The stage cache trials share (None: every trial computes every stage itself)."""
         if not self.cache:
             return None
-        return str(self.trial.get("cache_dir") or (Path(self.root) / "cache").resolve())
+        return str(self.trial.get("cache_dir") or Path(self.root) / "cache")
 
     @property
     def space_name(self) -> str:
@@ -273,6 +312,25 @@ class SweepConfig:
             allowance = self.budget_usd if int(config["n_unlabelled"]) > 0 else 0.0
             return round(int(config["n_labels"]) * usd_per_label + allowance, 6)
         return float(config.get("budget_usd", self.budget_usd))
+
+
+SWEEP_FIELDS = frozenset(f.name for f in dataclasses.fields(SweepConfig))
+FIXED_ON_RESUME = tuple(
+    f.name for f in dataclasses.fields(SweepConfig) if f.metadata.get("fixed_on_resume")
+)
+_PATH_FIELDS = ("data_dir", "cache_dir", "task_file")
+
+
+def _absolute_paths(trial: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(Path(v).resolve()) if k in _PATH_FIELDS and v else v for k, v in trial.items()}
+
+
+def absolute_uri(uri: str) -> str:
+    """A store URI whose local file, if any, is named by an absolute path."""
+    path = store_path(uri)
+    if path is None or path.is_absolute():
+        return uri
+    return f"sqlite:///{path.resolve()}" if uri.startswith("sqlite:///") else str(path.resolve())
 
 
 def store_path(uri: str) -> Path | None:
@@ -308,6 +366,13 @@ def default_tracking(root: str) -> str:
 
 def default_storage(root: str) -> str:
     return f"sqlite:///{Path(root).resolve() / 'optuna.db'}"
+
+
+def artifact_root(tracking_uri: str) -> str | None:
+    """Where a local store keeps its runs' artifacts: beside the database, never MLflow's
+    default `./mlruns` in whatever folder the command ran from (None: the server decides)."""
+    path = store_path(tracking_uri)
+    return None if path is None else (path.parent / "artifacts").resolve().as_uri()
 
 
 def default_sweep_name(task: str, budget_usd: float, n_seed_labels: int) -> str:

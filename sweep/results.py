@@ -39,6 +39,8 @@ class TrialRow:
     compute_spent_usd: float = 0.0
     teacher_status: str = ""
     grid: bool = False  # a point of the labelled x unlabelled grid, not a budget's split
+    score_low: float | None = None  # the score's 90 % interval (dev-row bootstrap, seeds)
+    score_high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,44 @@ class BestAllocation:
     n_trials: int
     run_id: str
     sweep: str
+    score_low: float | None = None
+    score_high: float | None = None
+    # Against annotate only (f = 0) at the same budget, same sweep where it has one:
+    # the score difference, and whether the two intervals do not overlap.
+    vs_annotate_only: float | None = None
+    beyond_noise: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def versus_annotate_only(self) -> str:
+        """E.g. "+0.031 (beyond the interval)", "+0.004 (within noise)"."""
+        if self.compute_fraction == 0.0:
+            return "annotate-only is best"
+        if self.vs_annotate_only is None:
+            return "no annotate-only trial"
+        if self.beyond_noise is None:
+            return f"{self.vs_annotate_only:+.3f} (no interval)"
+        verdict = "beyond the interval" if self.beyond_noise else "within noise"
+        return f"{self.vs_annotate_only:+.3f} ({verdict})"
+
+
+def _versus_annotate_only(
+    best: TrialRow, rows: Sequence[TrialRow]
+) -> tuple[float | None, bool | None]:
+    """(best - annotate-only score, whether the best's interval lies wholly above the
+    annotate-only one's). Non-overlap is conservative: a difference it calls real is one."""
+    annotate = [r for r in rows if r.compute_fraction == 0.0]
+    same_sweep = [r for r in annotate if r.sweep == best.sweep]
+    if not annotate:
+        return None, None
+    base = max(same_sweep or annotate, key=lambda r: r.start_time_ms)  # the latest
+    if best.run_id == base.run_id:
+        return 0.0, False
+    if best.score_low is None or base.score_high is None:
+        return best.score - base.score, None
+    return best.score - base.score, best.score_low > base.score_high
 
 
 def _row(run: Any) -> TrialRow:
@@ -90,6 +127,8 @@ def _row(run: Any) -> TrialRow:
         compute_spent_usd=float(m.get("compute_spent_usd", 0.0)),
         teacher_status=t.get("teacher_status", ""),
         grid=t.get(TAG_MODE) == "grid",
+        score_low=float(m["score_low"]) if "score_low" in m else None,
+        score_high=float(m["score_high"]) if "score_high" in m else None,
     )
 
 
@@ -120,6 +159,7 @@ def best_allocations(
     out = []
     for (task_name, budget, seeds), rows in sorted(groups.items()):
         best = max(rows, key=lambda r: (r.score, -r.practitioner_usd))
+        versus, beyond = _versus_annotate_only(best, rows)
         out.append(
             BestAllocation(
                 task=task_name,
@@ -137,6 +177,10 @@ def best_allocations(
                 n_trials=len(rows),
                 run_id=best.run_id,
                 sweep=best.sweep,
+                score_low=best.score_low,
+                score_high=best.score_high,
+                vs_annotate_only=versus,
+                beyond_noise=beyond,
             )
         )
     return out
@@ -181,6 +225,8 @@ def format_best(rows: list[BestAllocation]) -> str:
         "unlabelled",
         "device-h",
         "score (± over seeds)",
+        "90 % interval",
+        "vs annotate-only",
         "trials",
         "run id",
     )
@@ -195,6 +241,10 @@ def format_best(rows: list[BestAllocation]) -> str:
             f"{r.n_unlabelled:.0f}",
             f"{r.device_hours:.4f}",
             f"{r.score:.4f} ± {r.score_std:.4f} (n={r.n_seeds})",
+            "-"
+            if r.score_low is None or r.score_high is None
+            else f"[{r.score_low:.4f}, {r.score_high:.4f}]",
+            r.versus_annotate_only,
             str(r.n_trials),
             r.run_id,
         )

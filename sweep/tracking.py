@@ -5,6 +5,11 @@
 - one child run per trial, created with an explicit `mlflow.parentRunId` so it works from
   any Ray worker, named like `fever/B=300/f=0.42/seed=0`, with the Optuna parameter names as
   params, both ledgers as metrics, strategy and cache outcome as tags.
+
+The UI opens on that layout without configuring it: each experiment is marked as model
+training (MLflow 3's UI otherwise opens on its GenAI overview) and carries a saved view of
+its runs, grouped by sweep, sorted by score, showing the score, its interval and the
+dollars; `runs_url` links to it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any, TypeVar
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+
+from sweep.config import artifact_root
 
 logger = logging.getLogger(__name__)
 # MLflow logs every schema migration of a new SQLite store at INFO; keep the console clean.
@@ -38,6 +45,32 @@ TAG_SEED_LABELS = "doa.n_seed_labels"
 TAG_MODE = "doa.mode"  # "budget" (a fraction of a budget) or "grid" (labelled x unlabelled)
 TAG_TRIAL_NUMBER = "optuna.trial_number"
 TAG_FAILURE = "doa.failure"
+
+# MLflow's own tags. The UI renders `mlflow.note.content` (markdown) as the description of
+# an experiment or a run. `mlflow.experimentKind` says what an experiment is for: MLflow
+# 3.17's UI reads the kind from its GenAI / Model training switch (the `workflowType` URL
+# parameter, else the browser's last choice, GenAI at first), and other versions and tools
+# read the tag; `runs_url` sets the switch, the tag keeps the kind with the data.
+TAG_NOTE = "mlflow.note.content"
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+WORKFLOW_MODEL_TRAINING = "machine_learning"
+# A saved view of the runs table: MLflow 3.17 lists experiment tags with this prefix under
+# "Views" and opens one from the URL parameter `viewStateShareKey`.
+VIEW_KEY = "trials-by-score"
+VIEW_NAME = "Trials by score"
+TAG_VIEW = f"mlflow.sharedViewState.{VIEW_KEY}"
+# The columns a user sorts by, in this order; every finished trial logs them under these
+# names (an absent interval shows as "-").
+VIEW_COLUMNS = (
+    "metrics.`score`",
+    "metrics.`score_low`",
+    "metrics.`score_high`",
+    "metrics.`compute_fraction`",
+    "metrics.`practitioner_usd`",
+    "metrics.`sweep_spent_usd`",
+    "tags.`strategy`",
+)
 
 
 def experiment_name(task: str) -> str:
@@ -69,6 +102,48 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def runs_view() -> dict[str, Any]:
+    """The runs table's state in MLflow 3.17's saved-view format: trials grouped by their
+    sweep (child runs are otherwise folded under the parent), best score first."""
+    return {
+        "orderByKey": "metrics.`score`",
+        "orderByAsc": False,
+        "selectedColumns": list(VIEW_COLUMNS),
+        "columnOrder": ["tags.`mlflow.runName`", *VIEW_COLUMNS],
+        "groupBy": f"tag.average.{TAG_SWEEP}",  # mode.aggregate.key, as the UI parses it
+    }
+
+
+def _view_envelope(now_ms: int) -> str:
+    """The saved view as MLflow 3.17 stores one: a name, dates and the state as JSON."""
+    state = json.dumps(runs_view(), sort_keys=True)
+    return json.dumps({"name": VIEW_NAME, "createdAt": now_ms, "updatedAt": now_ms, "state": state})
+
+
+def _view_is_current(value: str | None) -> bool:
+    try:
+        envelope = json.loads(value or "")
+        return bool(envelope["name"] == VIEW_NAME and json.loads(envelope["state"]) == runs_view())
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def experiment_marks(tags: Mapping[str, str]) -> dict[str, str]:
+    """The tags an experiment with `tags` still needs so that the UI opens on its runs."""
+    missing = {}
+    if tags.get(TAG_EXPERIMENT_KIND) != MODEL_TRAINING:
+        missing[TAG_EXPERIMENT_KIND] = MODEL_TRAINING
+    if not _view_is_current(tags.get(TAG_VIEW)):
+        missing[TAG_VIEW] = _view_envelope(int(time.time() * 1000))
+    return missing
+
+
+def runs_url(server_url: str, experiment_id: str) -> str:
+    """The experiment's runs in the MLflow UI at `server_url`, in the saved view."""
+    query = f"workflowType={WORKFLOW_MODEL_TRAINING}&viewStateShareKey={VIEW_KEY}"
+    return f"{server_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+
+
 def run_name(task: str, budget_usd: float, fraction: float, seeds: Iterable[int]) -> str:
     seed_list = list(seeds)
     seed_part = f"seed={seed_list[0]}" if len(seed_list) == 1 else f"seeds={len(seed_list)}"
@@ -83,17 +158,57 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=tracking_uri)
 
     def experiment_id(self, task: str) -> str:
+        """The task's experiment, created (or, made by an older version, brought up to
+        date) with the marks that make the UI open on its runs."""
         name = experiment_name(task)
         found = retry(lambda: self.client.get_experiment_by_name(name))
         if found is not None:
+            self._mark(str(found.experiment_id), found.tags)
             return str(found.experiment_id)
         try:
-            return str(retry(lambda: self.client.create_experiment(name)))
+            location = artifact_root(self.tracking_uri)
+            return str(
+                retry(
+                    lambda: self.client.create_experiment(
+                        name, artifact_location=location, tags=experiment_marks({})
+                    )
+                )
+            )
         except Exception:  # created meanwhile by another driver
             again = self.client.get_experiment_by_name(name)
             if again is None:
                 raise
+            self._mark(str(again.experiment_id), again.tags)
             return str(again.experiment_id)
+
+    def _mark(self, experiment_id: str, tags: Mapping[str, str]) -> None:
+        for key, value in experiment_marks(tags).items():
+            retry(
+                lambda key=key, value=value: self.client.set_experiment_tag(  # type: ignore[misc]
+                    experiment_id, key, value
+                )
+            )
+
+    def experiments(self) -> dict[str, str]:
+        """Task -> experiment id of the store's experiments, most recently used first."""
+        found = retry(lambda: self.client.search_experiments(order_by=["last_update_time DESC"]))
+        return {
+            e.name.removeprefix(EXPERIMENT_PREFIX): str(e.experiment_id)
+            for e in found
+            if e.name.startswith(EXPERIMENT_PREFIX)
+        }
+
+    def describe(self, run_id: str, markdown: str) -> None:
+        """The run's description in the UI."""
+        self.log(run_id, tags={TAG_NOTE: markdown})
+
+    def describe_experiment(self, experiment_id: str, markdown: str) -> None:
+        """The experiment's description, shown above its runs table."""
+        retry(lambda: self.client.set_experiment_tag(experiment_id, TAG_NOTE, markdown))
+
+    def reopen(self, run_id: str) -> None:
+        """A resumed sweep's parent run is RUNNING again."""
+        retry(lambda: self.client.update_run(run_id, "RUNNING"))
 
     def find_sweep_run(self, task: str, sweep: str) -> str | None:
         found = retry(lambda: self.client.get_experiment_by_name(experiment_name(task)))
@@ -225,5 +340,6 @@ class Tracker:
                 self.fail(run.info.run_id, reason, status="KILLED")
         return len(stale)
 
-    def log_artifact(self, run_id: str, path: str) -> None:
-        retry(lambda: self.client.log_artifact(run_id, path))
+    def log_artifact(self, run_id: str, path: str, folder: str | None = None) -> None:
+        """Copy a file into the run's artifacts (under `folder`), replacing one of its name."""
+        retry(lambda: self.client.log_artifact(run_id, path, folder))

@@ -12,6 +12,7 @@ import logging
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from objectives.budget import Budget, allocate
+from objectives.meter import meter_cost_model
 from objectives.trial_config import Report, TrialConfig, TrialResult, trial_config
 from search_spaces import get_space
 from search_spaces.spaces import FIRST_SHARES, PAPER_FRACTIONS
@@ -76,6 +78,7 @@ def validate(cfg: SweepConfig) -> None:
     Budget(cfg.budget_usd)
     base = trial_config(_trial_fields(cfg, 0.0, 0), cfg.preset)
     spec = base.task_spec()
+    meter_cost_model(base.meter, spec, base.charge_student_training)  # --meter paper's needs
     lowest = min(cfg.budget_range) if cfg.budget_range else cfg.budget_usd
     annotate = allocate(spec.name, lowest, 0.0, base.prices(spec), cfg.n_seed_labels)
     if annotate.n_new_labels == 0 and not cfg.is_grid:
@@ -221,9 +224,12 @@ def summarize(results: list[TrialResult]) -> dict[str, Any]:
         present = [v for v in values if v is not None]
         return mean(present) if present else None
 
+    low, high = score_interval(results)
     return {
         "score": mean(scores),
         "score_std": statistics.pstdev(scores) if len(scores) > 1 else 0.0,
+        "score_low": low,
+        "score_high": high,
         "n_seeds": len(scores),
         "test_score": optional_mean([r.test_score for r in results]),
         "teacher_score": optional_mean([r.teacher_score for r in results]),
@@ -244,6 +250,44 @@ def summarize(results: list[TrialResult]) -> dict[str, Any]:
         "teacher_cache": ",".join(sorted({r.teacher_cache for r in results})),
         "soft_cache": ",".join(sorted({r.soft_cache for r in results})),
     }
+
+
+def score_interval(results: list[TrialResult]) -> tuple[float | None, float | None]:
+    """The mean score's interval: each seed's 90 % bootstrap interval over dev rows,
+    averaged, and widened to hold every seed's score (the seeds' spread); None without
+    either (one seed of an objective with no interval)."""
+    bounds = [(r.score_low, r.score_high) for r in results]
+    lows = [lo for lo, _ in bounds if lo is not None]
+    highs = [hi for _, hi in bounds if hi is not None]
+    seeds = [r.score for r in results] if len(results) > 1 else []
+    if not (lows and highs) and not seeds:
+        return None, None
+    low = min([*seeds, *([statistics.fmean(lows)] if lows else [])])
+    high = max([*seeds, *([statistics.fmean(highs)] if highs else [])])
+    return low, high
+
+
+MIXED_METRICS = "a study never mixes two metrics"
+
+
+def check_study_metric(cfg: SweepConfig, metric: str, tracker: Any) -> None:
+    """A study never mixes two metrics: the first finished trial's metric name is stored in
+    the study (or read from its MLflow runs, for studies older than that); a trial scored
+    with another fails with a clear error, not a number on another scale."""
+    import optuna
+
+    study = optuna.load_study(study_name=cfg.name, storage=optuna_storage(cfg.optuna_storage))
+    stored = study.user_attrs.get("metric")
+    if stored is None:
+        runs = tracker.trial_runs(task=cfg.task, sweep=cfg.name)
+        stored = next((m for r in runs if (m := r.data.tags.get("metric"))), None)
+        study.set_user_attr("metric", stored or metric)
+    if stored is not None and stored != metric:
+        raise ValueError(
+            f"sweep {cfg.name!r} scores with metric {stored!r}, but this trial was scored with "
+            f"{metric!r}; {MIXED_METRICS}: start a new sweep (another --name) "
+            "for the new metric, or restore what changed it (e.g. BERTScore's model)."
+        )
 
 
 def make_trainable(
@@ -288,6 +332,8 @@ def make_trainable(
                 "ray.trial_id": tune.get_context().get_trial_id(),
                 "ray.node_id": context.get_node_id(),
                 "ray.node_ip": ray.util.get_node_ip_address(),  # type: ignore[no-untyped-call]
+                # The GPUs Ray gave this trial (its CUDA_VISIBLE_DEVICES); empty on CPUs.
+                "ray.gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
             },
         )
         try:
@@ -300,6 +346,7 @@ def make_trainable(
                 tracker.log(run_id, metrics={"seed_score": result.score}, step=seed)
                 results.append(result)
             summary = summarize(results)
+            check_study_metric(cfg, str(summary["metric"]), tracker)
             numeric = {k: v for k, v in summary.items() if isinstance(v, int | float)}
             text = {k: v for k, v in summary.items() if isinstance(v, str)}
             tracker.log(run_id, metrics=numeric, tags=text)
@@ -313,8 +360,9 @@ def make_trainable(
 
 
 def _intermediate(metrics: dict[str, Any]) -> None:
-    """Forward distillation progress to Tune (for ASHA and Optuna's intermediate values)."""
-    if metrics.get("stage") == "final":
+    """Forward distillation progress to Tune (for ASHA and Optuna's intermediate values);
+    step counts (no score) are for people watching a single trial, not for the search."""
+    if metrics.get("stage") == "final" or "score" not in metrics:
         return
     from ray import tune
 
@@ -330,7 +378,7 @@ class Tally:
     failed: int = 0
     best: float | None = None
     best_fraction: float | None = None
-    simulated_usd: float = 0.0
+    practitioner_usd: float = 0.0
     spent_usd: float = 0.0
 
 
@@ -341,6 +389,32 @@ _progress_out: TextIO | None = None
 
 def _emit(line: str) -> None:
     print(line, file=_progress_out or sys.stdout, flush=True)
+
+
+HEARTBEAT_S = 10.0
+
+
+def _point(config: Mapping[str, Any]) -> str:
+    """A trial's point as people read it: its compute share, or its grid cell."""
+    if "n_labels" in config:
+        return f"L={config['n_labels']} U={config['n_unlabelled']}"
+    return f"f={float(config.get('compute_fraction', 0.0)):.2f}"
+
+
+def _failure_reason(trial: Any) -> str:
+    """The last line of the error Ray recorded for a trial (exception type and message),
+    read from its error file: the worker may have died before MLflow heard of it."""
+    try:
+        text = Path(trial.error_file).read_text(encoding="utf-8", errors="replace")
+    except (OSError, TypeError):
+        return "its worker ended without saying why (see the Ray logs)"
+    return _last_line(text)
+
+
+def _last_line(text: str) -> str:
+    """A traceback's last line: the exception's type and message."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no error text"
 
 
 def _progress_callback(total: int, study: Any) -> Any:
@@ -356,44 +430,61 @@ def _progress_callback(total: int, study: Any) -> Any:
                 best = max(done, key=lambda t: t.values[0])
                 self.tally.best = best.values[0]
                 self.tally.best_fraction = best.params.get("compute_fraction", 0.0)
-            self.running: set[str] = set()
+            self.running: dict[str, float] = {}  # trial id -> start time
+            self.stage: dict[str, str] = {}  # trial id -> last stage it reported
+            self.last_line_s = time.monotonic()
 
         def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
-            self.running.add(trial.trial_id)
+            self.running[trial.trial_id] = time.monotonic()
+
+        def on_trial_result(
+            self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **_: Any
+        ) -> None:
+            if result.get("stage") not in (None, "final"):
+                self.stage[trial.trial_id] = f"{result['stage']} dev {result['score']:.3f}"
+
+        def on_step_begin(self, iteration: int, trials: list[Any], **_: Any) -> None:
+            # A heartbeat: a long trial shows it is alive at least every HEARTBEAT_S.
+            now = time.monotonic()
+            if not self.running or now - self.last_line_s < HEARTBEAT_S:
+                return
+            alive = [
+                f"{_point(t.config)} for {now - self.running[t.trial_id]:.0f} s"
+                + (f" ({self.stage[t.trial_id]})" if t.trial_id in self.stage else "")
+                for t in trials
+                if t.trial_id in self.running
+            ]
+            self._line("running " + ", ".join(alive))
 
         def on_trial_complete(
             self, iteration: int, trials: list[Any], trial: Any, **_: Any
         ) -> None:
-            self.running.discard(trial.trial_id)
+            self.running.pop(trial.trial_id, None)
             result = trial.last_result or {}
             if result.get("stage") != "final":
                 return
             t = self.tally
             t.done += 1
-            t.simulated_usd += float(result.get("practitioner_usd", 0.0))
+            t.practitioner_usd += float(result.get("practitioner_usd", 0.0))
             t.spent_usd += float(result.get("sweep_spent_usd", 0.0))
             if t.best is None or result["score"] > t.best:
                 t.best, t.best_fraction = float(result["score"]), result["compute_fraction"]
-            point = (
-                f"L={trial.config['n_labels']} U={trial.config['n_unlabelled']}"
-                if "n_labels" in trial.config
-                else f"f={result['compute_fraction']:.2f}"
-            )
-            self._line(f"trial {point} score={result['score']:.4f}")
+            self._line(f"trial {_point(trial.config)} score={result['score']:.4f}")
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
-            self.running.discard(trial.trial_id)
+            self.running.pop(trial.trial_id, None)
             self.tally.failed += 1
-            self._line(f"trial {trial.trial_id} FAILED (reason: MLflow tag doa.failure)")
+            self._line(f"trial {trial.trial_id} FAILED: {_failure_reason(trial)}")
 
         def _line(self, event: str) -> None:
             t = self.tally
             best = "-" if t.best is None else f"{t.best:.4f} at f={t.best_fraction:.2f}"
             _emit(
                 f"[{t.done}/{total} done, {len(self.running)} running, {t.failed} failed] "
-                f"{event}; best {best}; simulated ${t.simulated_usd:.2f}, "
-                f"really spent ${t.spent_usd:.4f}"
+                f"{event}; best {best}; practitioner ${t.practitioner_usd:.2f}, "
+                f"sweep spent ${t.spent_usd:.4f}"
             )
+            self.last_line_s = time.monotonic()
 
     return Progress()
 
@@ -412,6 +503,7 @@ class SweepSummary:
     best_params: Mapping[str, Any]
     parent_run_id: str
     tracking_uri: str
+    failures: tuple[str, ...] = ()  # each failed trial's reason: exception type and message
 
 
 def _quiet() -> None:
@@ -544,7 +636,8 @@ def stored_config(name: str, storage: str) -> dict[str, Any] | None:
 
 def _recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
     """Trials a dead driver left RUNNING: COMPLETE if their MLflow run finished (the result
-    exists, only Optuna was not told), else FAIL. Returns how many were recovered."""
+    exists, only Optuna was not told), else FAIL, and a planned point queued again. Returns
+    how many were recovered."""
     import optuna
 
     from sweep.tracking import TAG_TRIAL_NUMBER
@@ -562,6 +655,11 @@ def _recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
             recovered += 1
         else:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            # A planned point (annotate only, f = 1, ...) the dead driver had in flight
+            # goes back in the queue: the resumed sweep must still measure it.
+            planned = trial.system_attrs.get("fixed_params")
+            if planned:
+                study.enqueue_trial(dict(planned))
     return recovered
 
 
@@ -628,6 +726,7 @@ def run_sweep(
     from ray.tune.search.optuna import OptunaSearch
 
     from cluster import ray_address
+    from sweep.summary import summary_callback
     from sweep.tracking import Tracker
 
     points = [] if resume else first_points(cfg)  # reads other tasks' results: before writing
@@ -636,7 +735,7 @@ def run_sweep(
     experiment_id = tracker.experiment_id(cfg.task)
     parent = tracker.find_sweep_run(cfg.task, cfg.name) if resume else None
     if parent is not None:
-        tracker.client.update_run(parent, "RUNNING")
+        tracker.reopen(parent)
     parent = parent or tracker.start_sweep_run(cfg.task, cfg.name, cfg.to_dict())
     study, complete = _study_state(cfg)
     if not resume:
@@ -665,6 +764,7 @@ def run_sweep(
         )
         storage = optuna_storage(cfg.optuna_storage)
         failed = 0
+        failures: list[str] = []
         # Failed trials are replaced until the count is met, within a failure allowance.
         max_failures = max(10, 2 * cfg.n_trials)
         round_no = 0
@@ -706,7 +806,11 @@ def run_sweep(
                     storage_path=cfg.ray_storage,
                     failure_config=tune.FailureConfig(max_failures=cfg.retries),
                     verbose=0,
-                    callbacks=[_progress_callback(cfg.n_trials, study)],
+                    callbacks=[
+                        _progress_callback(cfg.n_trials, study),
+                        # The answer in the MLflow descriptions and artifacts, kept current.
+                        summary_callback(cfg.tracking, cfg.task, cfg.name, parent),
+                    ],
                 ),
             )
             grid = tuner.fit()
@@ -719,6 +823,7 @@ def run_sweep(
                 for r in results
                 if r.error is not None
             }
+            failures += [_last_line(error) for error in errors.values()]
             tracker.close_stale_runs(
                 parent,
                 cfg.task,
@@ -728,6 +833,8 @@ def run_sweep(
             )
             study, complete = _study_state(cfg)
             logger.info("round %d: %d of %d trials finished", round_no, complete, cfg.n_trials)
+            if any(MIXED_METRICS in reason for reason in failures):
+                break  # every later trial would be scored with the other metric too
     except KeyboardInterrupt:
         # Nothing is left RUNNING: in-flight runs are closed as KILLED, and their Optuna
         # trials are failed (or completed, where the result had already been logged).
@@ -766,4 +873,5 @@ def run_sweep(
         {} if best is None else dict(best.params),
         parent,
         cfg.tracking,
+        tuple(failures),
     )

@@ -27,6 +27,14 @@ def test_distillation_asks_for_the_teacher_and_annotation_for_the_student() -> N
     assert annotate.as_ray_dict() == {"CPU": 4, "GPU": 0.5, "student_node": 0.001}
 
 
+def test_a_grid_point_with_a_pool_to_distil_asks_for_the_teacher() -> None:
+    # Grid points carry label and pool counts, no compute share.
+    distill = resources_for({"n_labels": 100, "n_unlabelled": 10_000}, GPU_CLUSTER)
+    annotate = resources_for({"n_labels": 100, "n_unlabelled": 0}, GPU_CLUSTER)
+    assert distill.as_ray_dict() == {"CPU": 4, "GPU": 4, "teacher_node": 0.001}
+    assert annotate.as_ray_dict() == {"CPU": 4, "GPU": 0.5, "student_node": 0.001}
+
+
 def test_a_trial_no_node_can_hold_is_refused_up_front() -> None:
     nodes = [{"CPU": 16, "GPU": 2, "teacher_node": 1}, {"CPU": 8, "student_node": 1}]
     need = resources_for({"compute_fraction": 1.0}, GPU_CLUSTER)

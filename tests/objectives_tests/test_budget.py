@@ -1,6 +1,10 @@
 from decimal import Decimal
 
 import pytest
+
+# A dev dependency only: the GPU check's machine (torch and transformers alone) skips this.
+pytest.importorskip("hypothesis")
+
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -191,7 +191,6 @@ def test_hub_datasets_are_mapped_to_the_task_columns(
     monkeypatch.setenv("DOA_DATA_DIR", str(tmp_path))  # no local copy there
     monkeypatch.chdir(tmp_path)
     spec = get_task("sst2")
-    monkeypatch.setattr("objectives.data._PROJECT_ROOT", tmp_path / "nowhere" / "x")
     data = load_task_data(spec)
     assert calls == [("stanfordnlp/sst2", None)]
     assert [(e.source, e.target) for e in data.train] == [("bad", "negative"), ("good", "positive")]

@@ -11,6 +11,7 @@ import pytest
 
 from objectives.distill_or_annotate import run_trial
 from objectives.trial_config import TrialConfig, TrialResult, trial_config
+from tests.conftest import REPO_DATA
 
 # Tiny models priced dearly, so that the compute meter really binds at a $20 budget.
 TINY = {
@@ -64,6 +65,13 @@ def test_contract_of_the_real_objective(tiny_task: Path, fraction: float) -> Non
     assert math.isfinite(result.score) and 0.0 <= result.score <= 1.0
     assert reports and reports[-1]["stage"] == "final" and len(reports) >= 2
     assert reports[-1]["score"] == result.score
+    # Where the trial is, for people: each stage's start, then its training steps.
+    phases = [r["phase"] for r in reports if r["stage"] == "progress" and r["step"] == 0]
+    stages = ["prepare", "teacher", "soft_labels", "student", "evaluate"]
+    assert phases == (stages if fraction else ["prepare", "student", "evaluate"])
+    student_loop = "distill" if fraction else "annotate"
+    steps = [r for r in reports if r.get("phase") == student_loop and r["step"] > 0]
+    assert steps and steps[-1]["step"] == steps[-1]["steps"]
     _check_money(result)
     assert result.n_new_labels == math.floor((1 - fraction) * 12.0 / 0.1 + 1e-9)
     if fraction == 0.0:
@@ -166,6 +174,7 @@ def test_bad_trial_values_are_named(tiny_task: Path) -> None:
                     "n_seed_labels": 1,
                     "compute_fraction": 0,
                     "family": "encoder",
+                    "data_dir": str(REPO_DATA),
                 }
             )
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from search_spaces.spaces import FIRST_SHARES
 from sweep.cli import main
 from sweep.tracking import TAG_TRIAL_NUMBER, Tracker
 from tests.conftest import SWEEP_CLI, restore_sigint
@@ -105,6 +106,9 @@ def test_driver_killed_then_resumed(tmp_path: Path) -> None:
     complete = {t.number for t in study.trials if t.state.name == "COMPLETE"}
     assert len(complete) == 5 and done_before <= complete
     assert not [t for t in study.trials if t.state.name == "RUNNING"]
+    # The planned point in flight when the driver died was queued again, not dropped.
+    shares = {t.params["compute_fraction"] for t in study.trials if t.state.name == "COMPLETE"}
+    assert set(FIRST_SHARES) <= shares
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
     finished = tracker.trial_runs(task="fever", sweep="killed")
     assert sorted(int(r.data.tags[TAG_TRIAL_NUMBER]) for r in finished) == sorted(complete)
