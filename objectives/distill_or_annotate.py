@@ -258,7 +258,7 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
             # A planner would not start a fine-tune it cannot finish: the money stays unspent.
             return _TeacherOutcome(None, "unaffordable", "off", key)
         before_flops, before_seconds = meter.flops, meter.measured_device_seconds
-        result = fit(
+        finished = fit(
             model,
             trial.family,
             trial.labelled,
@@ -270,7 +270,7 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
             meter=meter,
             on_step=trial.progress("teacher"),
         )
-        if not result.finished:
+        if not finished:
             return _TeacherOutcome(None, "unfinished", "off", key)
         score = trial.evaluate(model, trial.dev).value
         meta = {  # what building it took, not what it cost: a hit is re-priced
@@ -350,7 +350,7 @@ def _soft_labels(
             window = items[w * bs : min((w + 1) * bs, n)]
             before_flops, before_seconds = meter.flops, meter.measured_device_seconds
             try:
-                new, _ = soft_targets(
+                new = soft_targets(
                     teacher.model,
                     trial.family,
                     window,

@@ -25,6 +25,8 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
+from objectives.offline import hub_offline
+
 logger = logging.getLogger(__name__)
 
 # Trials log what matters themselves; transformers' load reports and bars are noise here.
@@ -56,7 +58,6 @@ PAPER_T5_TEACHER = "google/t5-v1_1-xxl"
 def default_seq2seq() -> tuple[str, str]:
     """The paper's (teacher, student) when both are cached locally or the hub may be used;
     otherwise the offline configs, so a default trial never waits on an unreachable hub."""
-    import os
 
     from huggingface_hub import try_to_load_from_cache
 
@@ -64,7 +65,7 @@ def default_seq2seq() -> tuple[str, str]:
         isinstance(try_to_load_from_cache(name, "config.json"), str)
         for name in (PAPER_T5_TEACHER, PAPER_T5_STUDENT)
     )
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+    offline = hub_offline()
     if cached or not offline:
         return PAPER_T5_TEACHER, PAPER_T5_STUDENT
     return "t5-offline-teacher", "t5-offline-student"

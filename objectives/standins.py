@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from objectives.budget import PAPER_COST_MODELS, Allocation, CostModel
 from objectives.trial_config import Report, TrialConfig, TrialResult
@@ -277,3 +278,15 @@ def replay_trial(
     )
     report({"stage": "final", **result.to_dict()})
     return result
+
+
+def write_replay_table(rows: list[Any], path: Path) -> Path:
+    """The grid's results in the format `--objective replay --replay-table` reads
+    (`ReplayTable.from_csv`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["labels", "unlabelled", "compute_usd", "score"])
+        for r in sorted(rows, key=lambda r: (r.n_labels_used, r.n_unlabelled)):
+            writer.writerow([r.n_labels_used, int(r.n_unlabelled), r.compute_spent_usd, r.score])
+    return path

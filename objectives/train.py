@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,14 +20,6 @@ from objectives.models import n_parameters
 
 EpochHook = Callable[[int], None]
 StepHook = Callable[[int, int], None]  # (steps done, steps planned): progress for people
-
-
-@dataclass(frozen=True)
-class LoopResult:
-    finished: bool
-    steps: int
-    examples: int
-    flops: float
 
 
 def length_grouped_batches(
@@ -114,7 +105,7 @@ def _train(
     meter: ComputeMeter | None,
     on_epoch: EpochHook | None,
     on_step: StepHook | None = None,
-) -> LoopResult:
+) -> bool:
     """The loop both stages share: length-grouped batches, one metered AdamW step each.
 
     `step(batch_ids)` returns the batch's padded token count (to price the step before it
@@ -128,7 +119,7 @@ def _train(
     optimizer, schedule = _optimizer(model, lr, epochs * steps_per_epoch)
     metered = _Metered(meter, n_parameters(model))
     model.train()
-    steps = examples = 0
+    steps = 0
     try:
         for epoch in range(epochs):
             for batch_ids in length_grouped_batches(lengths, batch_size, rng):
@@ -138,16 +129,16 @@ def _train(
                     optimizer.step()
                     schedule.step()
                     optimizer.zero_grad(set_to_none=True)
-                steps, examples = steps + 1, examples + len(batch_ids)
+                steps += 1
                 if on_step is not None:
                     on_step(steps, epochs * steps_per_epoch)
             if on_epoch is not None:
                 on_epoch(epoch)
     except BudgetExhausted:
-        return LoopResult(False, steps, examples, metered.flops)
+        return False  # the meter ran out: the loop did not finish
     finally:
         model.eval()
-    return LoopResult(True, steps, examples, metered.flops)
+    return True
 
 
 def fit(
@@ -163,7 +154,7 @@ def fit(
     meter: ComputeMeter | None = None,
     on_epoch: EpochHook | None = None,
     on_step: StepHook | None = None,
-) -> LoopResult:
+) -> bool:
     """Cross-entropy on gold targets for `epochs` passes, unless the meter runs out."""
 
     def step(batch_ids: list[int]) -> tuple[int, Callable[[], torch.Tensor]]:
@@ -201,7 +192,7 @@ def distill(
     gold_weight: float = 0.0,
     on_epoch: EpochHook | None = None,
     on_step: StepHook | None = None,
-) -> LoopResult:
+) -> bool:
     """Train the student on the teacher's soft targets, optionally mixed with gold CE.
 
     loss = (1 - gold_weight) * KD(unlabelled batch) + gold_weight * CE(a gold batch).
@@ -268,10 +259,10 @@ def soft_targets(
     device: torch.device,
     meter: ComputeMeter | None,
     max_new_tokens: int = 0,
-) -> tuple[list[Soft], float]:
+) -> list[Soft]:
     """The teacher's soft targets for every item, in input order, charged to the meter.
 
-    Batches are formed from length-sorted fixed-size windows of the input, so the soft
+    Batches are fixed-size windows of the input in its order, so the soft
     target of an item does not depend on how many items follow it (a cached prefix and a
     fresh computation agree exactly). Raises BudgetExhausted if the meter runs out.
     """
@@ -287,4 +278,4 @@ def soft_targets(
             softs = family.soft_targets(teacher, batch, device)
         for index, soft in zip(window, softs, strict=True):
             out[index] = soft
-    return [s for s in out if s is not None], metered.flops
+    return [s for s in out if s is not None]

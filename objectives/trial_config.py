@@ -7,7 +7,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from objectives.budget import Allocation, PriceBook, allocate, allocate_counts
+from objectives.budget import (
+    PAPER_USD_PER_DEVICE_HOUR,
+    Allocation,
+    PriceBook,
+    allocate,
+    allocate_counts,
+)
 from objectives.meter import MeterMode, get_profile
 from objectives.tasks import TaskSpec, get_task, load_task_file
 
@@ -46,7 +52,7 @@ class TrialConfig:
     max_eval_examples: int | None = None  # None: score every dev/test row, as the paper did
     n_reports: int = 5
     usd_per_label: float | None = None  # None: the task's own price
-    usd_per_device_hour: float = 1.875
+    usd_per_device_hour: float = PAPER_USD_PER_DEVICE_HOUR
     charge_student_training: bool = False
     meter: MeterMode = "estimated"
     hardware: str = "a100"
@@ -223,3 +229,30 @@ def trial_config(values: Mapping[str, Any], preset: str = "paper") -> TrialConfi
             f"Unknown trial field {unknown[0]!r}; valid fields: {', '.join(sorted(names))}."
         )
     return TrialConfig(**{**PRESETS[preset], **values})
+
+
+def format_result(r: Mapping[str, Any]) -> str:
+    """A trial's result with both ledgers, for people."""
+    teacher = "-" if r["teacher_score"] is None else f"{r['teacher_score']:.4f}"
+    test = "-" if r["test_score"] is None else f"{r['test_score']:.4f}"
+    low, high = r.get("score_low"), r.get("score_high")
+    interval = "" if low is None or high is None else f" (90 % [{low:.4f}, {high:.4f}])"
+    return "\n".join(
+        [
+            f"{r['task']}  budget ${r['budget_usd']:.2f}  compute fraction "
+            f"{r['compute_fraction']:.3f}  seed {r['seed']}  ({r['strategy']})",
+            f"  student {r['metric']}: dev {r['score']:.4f}{interval}  test {test}"
+            f"   teacher dev {teacher}"
+            f" ({r['teacher_status']}, cache {r['teacher_cache']})",
+            f"  labels: {r['n_seed_labels']} seed + {r['n_new_labels']} bought"
+            f" ({r['n_labels_used']} used); unlabelled distilled: {r['n_unlabelled']}"
+            f" (soft-label cache {r['soft_cache']})",
+            "  allocation ledger (what a practitioner pays):",
+            f"    annotation ${r['annotation_usd']:.4f} + compute ${r['compute_spent_usd']:.4f}"
+            f" of ${r['compute_usd']:.4f} = ${r['practitioner_usd']:.4f};"
+            f" unspent ${r['unspent_usd']:.4f}",
+            f"    {r['device_seconds'] / 3600:.4f} device-hours charged",
+            "  sweep ledger (what this run really spent):",
+            f"    {r['sweep_device_seconds']:.1f} device-seconds = ${r['sweep_spent_usd']:.4f}",
+        ]
+    )

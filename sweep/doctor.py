@@ -61,7 +61,7 @@ def check_tracking(uri: str) -> Check:
             return f"{uri} (writable; will be created by the first sweep)"
         from sweep.tracking import Tracker
 
-        n = len(Tracker(uri).client.search_experiments())
+        n = len(Tracker(uri).experiments())
         return f"{uri} ({n} experiments)"
 
     return _guard("tracking store", probe)
@@ -69,7 +69,7 @@ def check_tracking(uri: str) -> Check:
 
 def check_storage(uri: str) -> Check:
     def probe() -> str:
-        from sweep.tuner import optuna_storage
+        from sweep.stores import optuna_storage
 
         check_writable(uri, "--storage")
         path = store_path(uri)
@@ -107,7 +107,9 @@ def check_devices() -> Check:
 
 
 def check_offline() -> Check:
-    offline = [v for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE") if os.environ.get(v) == "1"]
+    from objectives.offline import env_flag
+
+    offline = [v for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE") if env_flag(v)]
     detail = (
         f"offline ({', '.join(offline)}): models and data must be local"
         if offline

@@ -23,12 +23,14 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from sweep.results import TrialRow
+from sweep.tables import format_table
 
 Array = NDArray[np.float64]
 
@@ -383,3 +385,73 @@ def holdout(
         measured_best_score=best.score,
         measured_at_recommended=nearest.score if near else None,
     )
+
+
+def frontier_json(model: Any, recs: list[Any], check: Any, path: Path) -> dict[str, Any]:
+    return {
+        "model": {
+            "formula": model.curve.formula(),
+            "curve": asdict(model.curve),
+            "costs": asdict(model.costs),
+            "n_trials": model.n_trials,
+            "sweeps": list(model.sweeps),
+            "held_out": asdict(model.held_out),
+            "seed_labels": model.seed_labels,
+        },
+        "budgets": [r.to_dict() for r in recs],
+        "holdout": None if check is None else asdict(check),
+        "plot": str(path),
+    }
+
+
+def format_frontier(model: Any, recs: list[Any], check: Any) -> str:
+    held = model.held_out
+    lines = [
+        f"{model.curve.formula()}  (L labels, U unlabelled)",
+        f"fitted on {model.n_trials} trials of {', '.join(model.sweeps)}; leave-one-out "
+        f"error {held.mae:.4f} mean, {held.max_error:.4f} worst (predicting the mean score: "
+        f"{held.baseline_mae:.4f})",
+        "",
+    ]
+    header = (
+        "budget",
+        "best f [90 %]",
+        "labels",
+        "unlabelled",
+        "device-h",
+        "spent",
+        "predicted score [90 %]",
+        "range",
+    )
+    table = [
+        (
+            f"${r.budget_usd:g}",
+            "{:.2f} [{:.2f}, {:.2f}]".format(r.compute_fraction, *r.fraction_interval),
+            f"{r.n_labels} (+{r.n_new_labels})",
+            str(r.n_unlabelled),
+            f"{r.device_hours:.4f}",
+            f"${r.spent_usd:.2f}",
+            f"{r.score:.4f} [{r.score_interval[0]:.4f}, {r.score_interval[1]:.4f}]",
+            "inside" if r.inside else f"outside: {r.why_outside}",
+        )
+        for r in recs
+    ]
+    lines.append(format_table(header, table))
+    if check is not None:
+        rec = check.recommended
+        lines += [
+            "",
+            f"held-out budget ${check.budget_usd:g} (its trials were left out of the fit):",
+            *(
+                f"  f={f:.3f}: predicted {p:.4f}, measured {m:.4f} (error {p - m:+.4f})"
+                for f, p, m in check.rows
+            ),
+            f"  recommended f={rec.compute_fraction:.2f} predicted {rec.score:.4f}; best "
+            f"measured f={check.measured_best_fraction:.3f} scored "
+            f"{check.measured_best_score:.4f}",
+            f"  measured at the recommended share: {check.measured_at_recommended:.4f}"
+            if check.measured_at_recommended is not None
+            else f"  no trial ran near f={rec.compute_fraction:.2f}; measure it with `sweep "
+            f"trial --budget {check.budget_usd:g} --compute-fraction {rec.compute_fraction:.2f}`",
+        ]
+    return "\n".join(lines)

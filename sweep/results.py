@@ -251,3 +251,23 @@ def format_best(rows: list[BestAllocation]) -> str:
         for r in rows
     ]
     return format_table(header, table)
+
+
+def format_grid(rows: list[Any]) -> str:
+    from sweep.results import pareto_set
+
+    front = {r.run_id for r in pareto_set(rows)}
+    header = ("labels", "unlabelled", "total $", "compute $", "compute share", "score", "front")
+    table = [
+        (
+            str(r.n_labels_used),
+            f"{r.n_unlabelled:.0f}",
+            f"{r.practitioner_usd:.2f}",
+            f"{r.compute_spent_usd:.2f}",
+            f"{r.compute_spent_usd / r.practitioner_usd:.0%}" if r.practitioner_usd else "-",
+            f"{r.score:.4f}",
+            "*" if r.run_id in front else "",
+        )
+        for r in sorted(rows, key=lambda r: (r.n_labels_used, r.n_unlabelled))
+    ]
+    return format_table(header, table)

@@ -52,3 +52,16 @@ def test_queries_import_neither_ray_nor_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_modules_and_functions_stay_readable() -> None:
+    """A module does one job (about 500 lines at most) and a function reads on one screen
+    (80 lines at most): past that, split by responsibility, not into grab-bag helpers."""
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            source = path.read_text()
+            assert len(source.splitlines()) <= 550, path
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    length = (node.end_lineno or node.lineno) - node.lineno + 1
+                    assert length <= 80, f"{path}:{node.lineno} {node.name} has {length} lines"

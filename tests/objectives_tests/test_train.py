@@ -41,7 +41,7 @@ def test_a_loop_does_not_depend_on_the_random_state_before_it() -> None:
     family, init, labelled, pool = _setup()
     teacher = copy.deepcopy(init)
     fit(teacher, family, labelled, epochs=1, lr=1e-3, batch_size=8, seed=0, device=CPU)
-    softs, _ = soft_targets(teacher, family, pool, batch_size=8, device=CPU, meter=None)
+    softs = soft_targets(teacher, family, pool, batch_size=8, device=CPU, meter=None)
     students = []
     for state in (1, 2):
         torch.manual_seed(state)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from objectives.trial_config import TrialConfig
-from sweep import cli, config
+from sweep import cli, config, options
 from sweep.progress import TrialProgress
 from tests.conftest import SWEEP_RUN
 
@@ -39,6 +39,7 @@ def test_a_sweep_with_the_default_root_from_another_folder(tmp_path: Path) -> No
     assert run.returncode == 0, run.stdout + run.stderr
     assert "3 trials finished, 0 failed" in run.stdout
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "artifacts",
         "mlflow.db",
         "optuna.db",
         "ray",
@@ -82,18 +83,18 @@ def test_a_sweep_that_finished_nothing_fails_and_says_why(
 def test_without_cuda_the_cpu_recipe_is_the_default(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "_has_cuda", lambda: False)
-    assert cli._preset(None) == "cpu-small"
+    monkeypatch.setattr(options, "has_cuda", lambda: False)
+    assert options.choose_preset(None) == "cpu-small"
     assert "no GPU here: training with the cpu-small recipe" in capsys.readouterr().out
-    assert cli._preset("paper") == "paper"
+    assert options.choose_preset("paper") == "paper"
     assert "warning: --preset paper on a CPU" in capsys.readouterr().out
     args = cli.build_parser().parse_args(
         ["run", "--task", "fever", "--budget", "30", "--seed-labels", "10", "--trials", "2"]
     )
-    assert cli.sweep_config(args).preset == "cpu-small"
+    assert options.sweep_config(args).preset == "cpu-small"
     capsys.readouterr()
-    monkeypatch.setattr(cli, "_has_cuda", lambda: True)
-    assert cli.sweep_config(args).preset == "paper"
+    monkeypatch.setattr(options, "has_cuda", lambda: True)
+    assert options.sweep_config(args).preset == "paper"
     assert capsys.readouterr().out == ""
 
 
@@ -186,7 +187,7 @@ SWEEP_VALUES: dict[str, list[str]] = {
 def test_each_sweep_option_reaches_its_field(field_name: str) -> None:
     base = ["run", "--task", "fever", "--budget", "30", "--seed-labels", "10", "--trials", "2"]
     args = cli.build_parser().parse_args([*base, *SWEEP_VALUES[field_name]])
-    cfg = cli.sweep_config(args)
+    cfg = options.sweep_config(args)
     default = next(f for f in dataclasses.fields(config.SweepConfig) if f.name == field_name)
     assert getattr(cfg, field_name) != default.default, field_name
 
@@ -216,9 +217,9 @@ def test_a_resume_refuses_every_fixed_field() -> None:
     assert set(config.FIXED_ON_RESUME) == {*changed, "trial"}
     for key, value in changed.items():
         with pytest.raises(ValueError, match=f"{key}="):
-            cli._resumed(stored, {key: value})
+            options.resumed(stored, {key: value})
     with pytest.raises(ValueError, match="teacher_lr"):
-        cli._resumed({**stored, "trial": {"teacher_lr": 1e-4}}, {"trial": {"teacher_lr": 2e-4}})
+        options.resumed({**stored, "trial": {"teacher_lr": 1e-4}}, {"trial": {"teacher_lr": 2e-4}})
 
 
 def test_a_task_file_names_its_task(tiny_task: Path) -> None:
@@ -228,7 +229,7 @@ def test_a_task_file_names_its_task(tiny_task: Path) -> None:
             *("--trials", "2", "--objective", "synthetic"),
         ]
     )
-    assert cli.sweep_config(args).task == "tiny"
+    assert options.sweep_config(args).task == "tiny"
 
 
 def test_a_config_file_key_no_option_has_is_named(tmp_path: Path) -> None:
@@ -236,7 +237,7 @@ def test_a_config_file_key_no_option_has_is_named(tmp_path: Path) -> None:
     cfg.write_text('task = "fever"\nbudgett = 3\n')
     args = cli.build_parser().parse_args(["run", "--config", str(cfg)])
     with pytest.raises(ValueError, match="Unknown key 'budgett' in --config"):
-        cli.sweep_config(args)
+        options.sweep_config(args)
 
 
 # --- a running trial says where it is -----------------------------------------------------
@@ -253,6 +254,7 @@ class _Clock:
 def test_progress_prints_a_line_at_least_every_ten_seconds() -> None:
     out, clock = io.StringIO(), _Clock()
     progress = TrialProgress(out, clock)
+    progress({"stage": "progress", "phase": "prepare", "step": 0, "steps": 0})
     progress({"stage": "progress", "phase": "teacher", "step": 0, "steps": 0})
     for step in range(1, 301):
         clock.now += 0.5  # a step every half second: 150 s of teacher
@@ -291,7 +293,7 @@ def test_the_trial_command_shows_progress(monkeypatch: pytest.MonkeyPatch) -> No
     import objectives.distill_or_annotate as trial_module
 
     monkeypatch.setattr(trial_module, "run_trial", fake_run_trial)
-    monkeypatch.setattr(cli, "_has_cuda", lambda: False)
+    monkeypatch.setattr(options, "has_cuda", lambda: False)
     argv = ["trial", "--task", "fever", "--budget", "3", "--seed-labels", "10"]
     assert cli.main([*argv, "--compute-fraction", "0.5"]) == 130
     assert isinstance(seen[0], TrialProgress)

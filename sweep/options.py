@@ -1,0 +1,143 @@
+"""From a parsed command line and its --config file to the configs: CLI over file values, the
+machine's default recipe, prices resolved, and the rules of a resume (what it may change)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from objectives.data import check_data_dir
+from sweep import config
+from sweep.parser import UsageError
+
+
+def trial_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config file, TrialConfig fields) for a command with trial options."""
+    check_data_dir(args.data_dir)
+    file_cfg = config.read_config_file(args.config)
+    config.check_file_keys(args, file_cfg)
+    task_files = args.task_file or file_cfg.get("task_file") or []
+    extra = config.user_tasks([task_files] if isinstance(task_files, str) else task_files)
+    book = config.price_book(
+        file_cfg.get("prices"),
+        args.price,
+        args.usd_per_device_hour,
+        args.charge_student_training,
+        extra,
+    )
+    return file_cfg, config.trial_fields(args, file_cfg, book, extra)
+
+
+def require(fields: dict[str, Any], *names: str) -> None:
+    for name in names:
+        if name not in fields:
+            option = config.option_of(name)
+            raise UsageError(f"missing --{option.replace('_', '-')} (or {option} in --config)")
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def choose_preset(named: str | None, out: TextIO | None = None) -> str:
+    """The training recipe: the one named, else the one that fits this machine. The notice
+    goes to standard output (stderr holds only errors), or `out` (`--json` keeps stdout)."""
+    out = out or sys.stdout
+    if named is None and not has_cuda():
+        print(
+            "no GPU here: training with the cpu-small recipe (about a minute a trial); "
+            "--preset paper runs the paper's",
+            file=out,
+        )
+        return "cpu-small"
+    named = named or "paper"
+    if named == "paper" and not has_cuda():
+        print(
+            "warning: --preset paper on a CPU (20 teacher, 20 student and 50 distillation "
+            "epochs, up to 1,000 scored rows) takes tens of minutes to hours a trial; "
+            "cpu-small takes about a minute",
+            file=out,
+        )
+    return named
+
+
+def stored_sweep(sweep_values: dict[str, Any]) -> dict[str, Any]:
+    """The config a sweep to be resumed was started with."""
+    from sweep.stores import stored_config
+
+    if "name" not in sweep_values:
+        raise UsageError("--resume needs --name NAME of the sweep to continue")
+    storage = sweep_values.get("storage") or config.default_storage(
+        sweep_values.get("root", config.DEFAULT_ROOT)
+    )
+    stored = stored_config(sweep_values["name"], storage)
+    if stored is None:
+        raise ValueError(
+            f"--resume: no sweep named {sweep_values['name']!r} in {storage}; drop --resume "
+            "to start it, or check --name, --root and --storage."
+        )
+    return stored
+
+
+def resumed(stored: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The stored config with what this command line may change; a change to what the
+    sweep measures is refused."""
+    given_trial = values.get("trial", {})
+    for key in config.FIXED_ON_RESUME:
+        if key != "trial" and key in values and values[key] != stored[key]:
+            raise ValueError(
+                f"--resume conflicts with the stored sweep: {key}={values[key]!r} but the "
+                f"sweep {stored['name']!r} was started with {key}={stored[key]!r}."
+            )
+    for key, value in given_trial.items():
+        if key in stored["trial"] and stored["trial"][key] != value:
+            raise ValueError(
+                f"--resume conflicts with the stored sweep: {key}={value!r} but it was "
+                f"started with {stored['trial'][key]!r}."
+            )
+    merged = {**stored, **{k: v for k, v in values.items() if k != "trial"}}
+    merged["trial"] = {**stored["trial"], **given_trial}
+    return merged
+
+
+def sweep_config(
+    args: argparse.Namespace, grid: tuple[list[int], list[int]] | None = None
+) -> config.SweepConfig:
+    """A SweepConfig from the command line and --config; on --resume, from the stored one."""
+    file_cfg, fields = trial_settings(args)
+    sweep_values = {
+        config.field_of(k): v
+        for k, v in config.merged(args, file_cfg, config.sweep_options(args)).items()
+    }
+    if grid is not None and grid[0]:
+        sweep_values["grid_labels"], sweep_values["grid_unlabelled"] = grid
+    stored = stored_sweep(sweep_values) if args.resume else None
+    if stored is not None and not (args.price or args.usd_per_device_hour or args.config):
+        for key in config.PRICE_FIELDS:  # keep the stored prices unless new ones were given
+            fields.pop(key, None)
+    values: dict[str, Any] = {
+        **{k: fields.pop(k) for k in ("task", "budget_usd", "n_seed_labels") if k in fields},
+        **sweep_values,
+        "trial": fields,
+    }
+    real = values.get("objective", "real") == "real"
+    if real and (stored is None or "preset" in values):  # a resume keeps its recipe
+        values["preset"] = choose_preset(values.get("preset"))
+    if stored is not None:
+        values = resumed(stored, values)
+    if values.get("budget_range") and "budget_usd" not in values:
+        values["budget_usd"] = min(values["budget_range"])  # names the sweep; not searched
+    require(values, "task", "budget_usd", "n_seed_labels")
+    if "n_trials" not in values:
+        raise UsageError("missing --trials (or trials in --config)")
+    values.setdefault(
+        "name",
+        config.default_sweep_name(values["task"], values["budget_usd"], values["n_seed_labels"]),
+    )
+    if values.get("replay_table"):
+        values["replay_table"] = str(Path(values["replay_table"]).resolve())
+    return config.SweepConfig(**values)

@@ -1,0 +1,183 @@
+"""The function Ray runs for each trial: the sampled point's TrialConfig, every seed through
+the objective, one MLflow child run, and the result combined over seeds for Tune."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from objectives.trial_config import Report, TrialConfig, TrialResult, trial_config
+from sweep.config import SweepConfig
+from sweep.stores import check_study_metric
+
+Objective = Callable[[TrialConfig, Report | None], TrialResult]
+
+# Sampled names: the Optuna parameter name is the Ray config key is the MLflow param name.
+SAMPLED = ("compute_fraction", "temperature", "budget_usd", "n_labels", "n_unlabelled")
+
+
+def base_fields(cfg: SweepConfig, fraction: float, seed: int) -> dict[str, Any]:
+    return {
+        **cfg.trial,
+        "task": cfg.task,
+        "budget_usd": cfg.budget_usd,
+        "n_seed_labels": cfg.n_seed_labels,
+        "compute_fraction": fraction,
+        "seed": seed,
+        "cache_dir": cfg.cache_dir,
+    }
+
+
+def point_fields(cfg: SweepConfig, config: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """TrialConfig fields of one sampled point: a compute fraction (with a searched budget in
+    budget-aware mode) or, in grid mode, a labelled x unlabelled pair."""
+    sampled = {k: config[k] for k in ("temperature",) if k in config}
+    base = trial_config(base_fields(cfg, 0.0, seed), cfg.preset)
+    budget = cfg.trial_budget_usd(config, base.prices(base.task_spec()).label_price(cfg.task))
+    fields = {**base_fields(cfg, float(config.get("compute_fraction", 0.0)), seed), **sampled}
+    fields["budget_usd"] = budget
+    if cfg.is_grid:
+        n_unlabelled = int(config["n_unlabelled"])
+        fields["n_labels"] = int(config["n_labels"])
+        fields["compute_fraction"] = cfg.budget_usd / budget if n_unlabelled else 0.0
+        if n_unlabelled:
+            fields["max_unlabelled"] = n_unlabelled
+    if "n_threads" not in fields:
+        fields["n_threads"] = max(1, int(cfg.cpus_per_trial))
+    if "n_devices" not in fields and fields["compute_fraction"] > 0 and cfg.teacher_gpus >= 2:
+        fields["n_devices"] = int(cfg.teacher_gpus)  # shard over what it holds
+    return fields
+
+
+def summarize(results: list[TrialResult]) -> dict[str, Any]:
+    """One trial's metrics over its seeds: mean score and spread; the practitioner ledger
+    is one allocation's cost (the mean), the sweep ledger adds every seed's real spend."""
+    scores = [r.score for r in results]
+    first = results[0]
+    mean = statistics.fmean
+
+    def optional_mean(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return mean(present) if present else None
+
+    low, high = score_interval(results)
+    return {
+        "score": mean(scores),
+        "score_std": statistics.pstdev(scores) if len(scores) > 1 else 0.0,
+        "score_low": low,
+        "score_high": high,
+        "n_seeds": len(scores),
+        "test_score": optional_mean([r.test_score for r in results]),
+        "teacher_score": optional_mean([r.teacher_score for r in results]),
+        "metric": first.metric,
+        "strategy": first.strategy,
+        "teacher_status": first.teacher_status,
+        "compute_fraction": first.compute_fraction,
+        "n_new_labels": first.n_new_labels,
+        "n_labels_used": first.n_labels_used,
+        "n_unlabelled": mean([r.n_unlabelled for r in results]),
+        "annotation_usd": first.annotation_usd,
+        "compute_usd": first.compute_usd,
+        "compute_spent_usd": mean([r.compute_spent_usd for r in results]),
+        "device_hours": mean([r.device_seconds for r in results]) / 3600,
+        "practitioner_usd": mean([r.practitioner_usd for r in results]),
+        "sweep_device_seconds": sum(r.sweep_device_seconds for r in results),
+        "sweep_spent_usd": sum(r.sweep_spent_usd for r in results),
+        "teacher_cache": ",".join(sorted({r.teacher_cache for r in results})),
+        "soft_cache": ",".join(sorted({r.soft_cache for r in results})),
+    }
+
+
+def score_interval(results: list[TrialResult]) -> tuple[float | None, float | None]:
+    """The mean score's interval: each seed's 90 % bootstrap interval over dev rows,
+    averaged, and widened to hold every seed's score (the seeds' spread); None without
+    either (one seed of an objective with no interval)."""
+    bounds = [(r.score_low, r.score_high) for r in results]
+    lows = [lo for lo, _ in bounds if lo is not None]
+    highs = [hi for _, hi in bounds if hi is not None]
+    seeds = [r.score for r in results] if len(results) > 1 else []
+    if not (lows and highs) and not seeds:
+        return None, None
+    low = min([*seeds, *([statistics.fmean(lows)] if lows else [])])
+    high = max([*seeds, *([statistics.fmean(highs)] if highs else [])])
+    return low, high
+
+
+def make_trainable(
+    cfg: SweepConfig, objective: Objective, experiment_id: str, parent_run_id: str
+) -> Callable[[dict[str, Any]], None]:
+    """The function Ray runs for each trial (in any worker process)."""
+
+    def trainable(config: dict[str, Any]) -> None:
+        import ray
+        from ray import tune
+
+        from sweep.tracking import (
+            TAG_BUDGET,
+            TAG_MODE,
+            TAG_SEED_LABELS,
+            TAG_SWEEP,
+            TAG_TRIAL_NUMBER,
+            Tracker,
+            run_name,
+        )
+
+        sampled = {k: config[k] for k in SAMPLED if k in config}
+        seeds = list(range(cfg.seeds))
+        first = point_fields(cfg, config, seeds[0])
+        tracker = Tracker(cfg.tracking)
+        context = ray.get_runtime_context()
+        name = run_name(cfg.task, first["budget_usd"], first["compute_fraction"], seeds)
+        if cfg.is_grid:
+            name = f"{cfg.task}/L={config['n_labels']}/U={config['n_unlabelled']}"
+        run_id = tracker.start_trial_run(
+            cfg.task,
+            experiment_id,
+            parent_run_id,
+            name,
+            params={**sampled, "seeds": len(seeds)},
+            tags={
+                TAG_SWEEP: cfg.name,
+                TAG_MODE: "grid" if cfg.is_grid else "budget",
+                TAG_BUDGET: f"{first['budget_usd']:g}",
+                TAG_SEED_LABELS: cfg.n_seed_labels,
+                TAG_TRIAL_NUMBER: config.get("optuna_trial_number", ""),
+                "ray.trial_id": tune.get_context().get_trial_id(),
+                "ray.node_id": context.get_node_id(),
+                "ray.node_ip": ray.util.get_node_ip_address(),  # type: ignore[no-untyped-call]
+                # The GPUs Ray gave this trial (its CUDA_VISIBLE_DEVICES); empty on CPUs.
+                "ray.gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
+            },
+        )
+        try:
+            results = []
+            for seed in seeds:
+                fields = point_fields(cfg, config, seed)
+                # Two objectives cannot be judged on a partial score: no intermediate reports.
+                progress = None if cfg.multi_objective else _intermediate
+                result = objective(trial_config(fields, cfg.preset), progress)
+                tracker.log(run_id, metrics={"seed_score": result.score}, step=seed)
+                results.append(result)
+            summary = summarize(results)
+            check_study_metric(cfg, str(summary["metric"]), tracker)
+            numeric = {k: v for k, v in summary.items() if isinstance(v, int | float)}
+            text = {k: v for k, v in summary.items() if isinstance(v, str)}
+            tracker.log(run_id, metrics=numeric, tags=text)
+            tracker.end(run_id)
+        except BaseException as exc:
+            tracker.fail(run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        tune.report({**summary, "stage": "final", "mlflow_run_id": run_id})
+
+    return trainable
+
+
+def _intermediate(metrics: dict[str, Any]) -> None:
+    """Forward distillation progress to Tune (for ASHA and Optuna's intermediate values);
+    step counts (no score) are for people watching a single trial, not for the search."""
+    if metrics.get("stage") == "final" or "score" not in metrics:
+        return
+    from ray import tune
+
+    tune.report({"score": float(metrics["score"]), "stage": str(metrics.get("stage"))})
