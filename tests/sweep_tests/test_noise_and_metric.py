@@ -15,9 +15,9 @@ import pytest
 from objectives.standins import synthetic_trial
 from objectives.trial_config import TrialConfig, TrialResult
 from sweep.results import best_allocations, format_best
+from sweep.schema import score_interval
 from sweep.stores import check_study_metric, optuna_storage
 from sweep.tracking import Tracker
-from sweep.trainable import score_interval
 from sweep.tuner import run_sweep
 from tests.sweep_tests.conftest import synthetic_config
 
