@@ -162,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common = _Parser(add_help=False)
     common.add_argument(
-        "-v", "--verbose", action="store_true", help="log progress (INFO) and intermediate scores"
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log every package's INFO messages (stage timings, rounds)",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser = functools.partial(sub.add_parser, parents=[common])  # type: ignore[method-assign]

@@ -147,8 +147,17 @@ def best_allocations(
 ) -> list[BestAllocation]:
     """Per (task, budget, seed labels): the best finished trial and how many stand behind it.
     Grid points are left out: each is its own allocation, not a choice within a budget."""
+    return best_of(finished_trials(tracker, task), budget_usd, sweeps)
+
+
+def best_of(
+    trials: Iterable[TrialRow],
+    budget_usd: float | None = None,
+    sweeps: Sequence[str] | None = None,
+) -> list[BestAllocation]:
+    """`best_allocations` over trials already read (one read of the store serves both)."""
     groups: dict[tuple[str, float, int], list[TrialRow]] = defaultdict(list)
-    for row in finished_trials(tracker, task):
+    for row in trials:
         if row.grid or (sweeps is not None and row.sweep not in sweeps):
             continue
         if budget_usd is None or abs(row.budget_usd - budget_usd) < 1e-9:

@@ -19,7 +19,7 @@ from typing import Any
 from sweep.results import (
     BestAllocation,
     TrialRow,
-    best_allocations,
+    best_of,
     finished_trials,
     format_best,
     pareto_set,
@@ -189,7 +189,7 @@ def refresh(
 ) -> str:
     """Write the sweep's answer into the descriptions (and the artifacts); returns it."""
     rows = finished_trials(tracker, task, sweep)
-    best = best_allocations(tracker, task, sweeps=[sweep])
+    best = best_of(rows)  # the rows are this sweep's already: one read of the store
     text = paragraph(task, sweep, rows, best)
     tracker.describe(parent_run_id, text)
     if rows:  # a sweep with nothing to say leaves another sweep's answer in place
