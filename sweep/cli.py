@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,79 @@ def cmd_grid(args: argparse.Namespace) -> int:
     print(results.format_grid(rows))
     print(f"plot: {path}\nreplay table (for --objective replay): {table}")
     return 0
+
+
+def _grid_blocks(pilots: Sequence[Any]) -> list[tuple[str, list[int], list[int]]]:
+    """Pilots as grid sweeps: the annotation pilots, then the distillation ones (one cross
+    product of teachers and pool sizes, or one sweep per teacher)."""
+    blocks = []
+    annotation = sorted({p.n_labels for p in pilots if not p.n_unlabelled})
+    if annotation:
+        blocks.append(("a", annotation, [0]))
+    distil = {(p.n_labels, p.n_unlabelled) for p in pilots if p.n_unlabelled}
+    teachers = sorted({n for n, _ in distil})
+    sizes = sorted({u for _, u in distil})
+    if len(distil) == len(teachers) * len(sizes):
+        return blocks + ([("d", teachers, sizes)] if distil else [])
+    return blocks + [(f"d{n}", [n], sorted(u for m, u in distil if m == n)) for n in teachers]
+
+
+def _plan_runner(args: argparse.Namespace) -> Any:
+    """Runs pilots as `sweep grid` sweeps (Ray Tune, Optuna, MLflow) and reads them back."""
+    from sweep.results import finished_trials
+    from sweep.tracking import Tracker
+    from sweep.tuner import run_sweep
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    rounds = iter(range(1, 1000))
+
+    def run(pilots: Sequence[Any], allowance_usd: float) -> list[Any]:
+        n, rows = next(rounds), []
+        for kind, labels, unlabelled in _grid_blocks(pilots):
+            ns = argparse.Namespace(**vars(args))
+            ns.name = f"{args.task}-plan-{stamp}-r{n}{kind}"
+            ns.budget, ns.seed_labels = allowance_usd, 0
+            ns.trials, ns.resume = len(labels) * len(unlabelled), False
+            cfg = sweep_config(ns, grid=(labels, unlabelled))
+            summary = run_sweep(cfg)
+            rows += finished_trials(Tracker(summary.tracking_uri), cfg.task, cfg.name)
+        return rows
+
+    return run
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from objectives.budget import PAPER_COST_MODELS
+    from sweep import plan
+    from sweep.results import finished_trials
+    from sweep.tracking import Tracker
+
+    if args.task is None or args.budget is None:
+        raise UsageError("missing --task and --budget (e.g. --task bbc_news --budget 8)")
+    if not args.budget > 0:
+        raise ValueError(f"`budget_usd > 0` must hold, but got --budget {args.budget!r}.")
+    max_spend = args.max_spend if args.max_spend is not None else 0.1 * args.budget
+    spec = get_task(args.task)
+    prices = dict(p.split("=", 1) for p in args.price)
+    settings = plan.PlanSettings(
+        task=args.task,
+        budget_usd=args.budget,
+        seed_labels=args.seed_labels or 0,
+        usd_per_label=float(prices.get(args.task, spec.usd_per_label)),
+        max_spend_usd=max_spend,
+        cost=(spec.cost_model or PAPER_COST_MODELS.get(args.task))
+        if args.meter == "paper"
+        else None,
+        pool_cap=args.max_unlabelled,
+    )
+    root = args.root or config.DEFAULT_ROOT
+    uri = args.tracking_uri or config.default_tracking(root)
+    store = config.store_path(uri)
+    fresh = args.fresh or (store is not None and not store.is_file())
+    known = [] if fresh else finished_trials(Tracker(uri), args.task)
+    result = plan.plan(_plan_runner(args), settings, known)
+    print(plan.format_plan(result))
+    return 0 if result.recommendation is not None else EXIT_NOTHING_FINISHED
 
 
 def cmd_frontier(args: argparse.Namespace) -> int:
@@ -358,6 +432,7 @@ COMMANDS: dict[str, Command] = {
     "trial": cmd_trial,
     "run": cmd_run,
     "grid": cmd_grid,
+    "plan": cmd_plan,
     "frontier": cmd_frontier,
     "best": cmd_best,
     "report": cmd_report,

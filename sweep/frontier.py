@@ -41,7 +41,10 @@ INTERVAL = (5.0, 95.0)  # percentiles of the bootstrap: a 90 % interval
 FRACTIONS = np.linspace(0.0, 1.0, 201)
 # Learning-curve exponents seen in practice lie in about [0.1, 1]; below 0.1 a power law
 # is a straight line in log L that extrapolates without limit.
-_ALPHAS = np.geomspace(0.1, 2.0, 28)
+_ALPHAS = np.geomspace(0.1, 2.0, 16)
+# Distilled examples counted as w labels each (Hestness et al.'s power law in the data a
+# student sees); w = 0 leaves only the saturating bonus g * U / (U + k).
+_WORTHS = np.concatenate([[0.0], np.geomspace(0.01, 1.0, 6)])
 SCORE_CEILING = 1.0  # every metric of the task registry lies in [0, 1]
 
 
@@ -61,17 +64,19 @@ class Curve:
     alpha: float
     g: float
     k: float
+    w: float = 0.0  # what one distilled example is worth in labels (0: only the g term)
 
     def predict(self, n_labelled: Array, n_unlabelled: Array) -> Array:
-        labelled = np.maximum(np.asarray(n_labelled, dtype=float), 1.0)
         unlabelled = np.asarray(n_unlabelled, dtype=float)
+        effective = np.maximum(np.asarray(n_labelled, dtype=float) + self.w * unlabelled, 1.0)
         gain = unlabelled / (unlabelled + self.k)
-        score = self.a - self.b * labelled**-self.alpha + self.g * gain
-        return np.minimum(score, SCORE_CEILING)  # type: ignore[no-any-return]
+        score = self.a - self.b * effective**-self.alpha + self.g * gain
+        return np.minimum(score, SCORE_CEILING)
 
     def formula(self) -> str:
+        effective = f"(L + {self.w:.3g} U)" if self.w else "L"
         return (
-            f"score = {self.a:.4f} - {self.b:.4f} * L^-{self.alpha:.3f}"
+            f"score = {self.a:.4f} - {self.b:.4f} * {effective}^-{self.alpha:.3f}"
             f" + {self.g:.4f} * U / (U + {self.k:.0f})"
         )
 
@@ -80,7 +85,7 @@ def _k_grid(n_unlabelled: Array) -> Array:
     positive = n_unlabelled[n_unlabelled > 0]
     low = max(1.0, float(positive.min()) / 20) if positive.size else 1.0
     high = max(low * 10, float(n_unlabelled.max()) * 20)
-    return np.geomspace(low, high, 28)
+    return np.geomspace(low, high, 16)
 
 
 def fit_curves(
@@ -91,11 +96,11 @@ def fit_curves(
     Every (alpha, k) pair of the grid and every sign pattern of (b, g) is solved at once;
     the best feasible solution (b, g >= 0) of each fit wins.
     """
-    labelled = np.maximum(n_labelled, 1.0)
     ks = _k_grid(n_unlabelled)
-    alpha_2d, k_2d = np.meshgrid(_ALPHAS, ks, indexing="ij")
-    alpha, k = alpha_2d.ravel(), k_2d.ravel()
-    x_labelled = -(labelled[None, :] ** -alpha[:, None])  # (pairs, trials)
+    alpha_3d, k_3d, w_3d = np.meshgrid(_ALPHAS, ks, _WORTHS, indexing="ij")
+    alpha, k, worth = alpha_3d.ravel(), k_3d.ravel(), w_3d.ravel()
+    effective = np.maximum(n_labelled[None, :] + worth[:, None] * n_unlabelled[None, :], 1.0)
+    x_labelled = -(effective ** -alpha[:, None])  # (pairs, trials)
     x_unlabelled = n_unlabelled[None, :] / (n_unlabelled[None, :] + k[:, None])
     design = np.stack([np.ones_like(x_labelled), x_labelled, x_unlabelled], axis=-1)
     # Column masks: all three; without g; without b; the mean only.
@@ -115,7 +120,7 @@ def fit_curves(
         sse[(coef[..., 1] < 0) | (coef[..., 2] < 0)] = np.inf
         s, p = np.unravel_index(int(np.argmin(sse)), sse.shape)
         a, b, g = (float(v) for v in coef[s, p])
-        fits.append(Curve(a, b, float(alpha[p]), g, float(k[p])))
+        fits.append(Curve(a, b, float(alpha[p]), g, float(k[p]), float(worth[p])))
     return fits
 
 
@@ -197,10 +202,18 @@ class HeldOut:
     max_error: float
 
 
+# A student distilled from a teacher rarely beats it by more than this (the teacher's
+# ceiling; Kang et al.'s students stay below their T5-XXL teachers).
+TEACHER_MARGIN = 0.01
+
+
 @dataclass(frozen=True)
 class LearningCurve:
     curve: Curve
     boots: tuple[Curve, ...]
+    # The teacher's own curve in L (g = 0), fitted to the teacher scores that distillation
+    # trials log; None when fewer than MIN_DISTINCT label counts have one.
+    teacher: Curve | None
     costs: Costs
     held_out: HeldOut
     n_trials: int
@@ -209,6 +222,26 @@ class LearningCurve:
     labelled_range: tuple[float, float]
     unlabelled_max: float
     seed_labels: int
+
+    def predict(self, n_labelled: Array, n_unlabelled: Array, curve: Curve | None = None) -> Array:
+        """`curve` (the central fit unless given), capped by the teacher's ceiling where the
+        student distils (U > 0)."""
+        score = (curve or self.curve).predict(n_labelled, n_unlabelled)
+        if self.teacher is None:
+            return score
+        cap = self.teacher.predict(n_labelled, np.zeros_like(n_labelled)) + TEACHER_MARGIN
+        return np.where(np.asarray(n_unlabelled) > 0, np.minimum(score, cap), score)
+
+
+def _teacher_curve(rows: Sequence[TrialRow]) -> Curve | None:
+    taught = [r for r in rows if r.n_unlabelled > 0 and r.teacher_score is not None]
+    labelled = np.array([float(r.n_labels_used) for r in taught])
+    if len(set(labelled)) < MIN_DISTINCT:
+        return None
+    scores = np.array([float(r.teacher_score or 0.0) for r in taught])
+    zeros = np.zeros_like(labelled)
+    (curve,) = fit_curves(labelled, zeros, scores, np.ones(len(taught)))
+    return curve
 
 
 def _arrays(rows: Sequence[TrialRow]) -> tuple[Array, Array, Array]:
@@ -239,8 +272,10 @@ def fit(
     n_boot: int = 300,
     pool_cap: float | None = None,
     seed: int = 0,
+    ceiling: bool = True,
 ) -> LearningCurve:
-    """Fit the curve, its bootstrap replicates and its leave-one-out error."""
+    """Fit the curve, its bootstrap replicates and its leave-one-out error; with `ceiling`,
+    cap distilled students by the teacher's own curve where the trials log teacher scores."""
     check_enough(rows, task)
     labelled, unlabelled, scores = _arrays(rows)
     n = len(rows)
@@ -262,6 +297,7 @@ def fit(
     return LearningCurve(
         curve=curve,
         boots=tuple(boots),
+        teacher=_teacher_curve(rows) if ceiling else None,
         costs=fit_costs(rows, pool_cap),
         held_out=HeldOut(float(errors.mean()), float(baseline.mean()), float(errors.max())),
         n_trials=n,
@@ -298,11 +334,16 @@ def recommend(model: LearningCurve, budget_usd: float) -> Recommendation:
     if not math.isfinite(budget_usd) or budget_usd <= 0:
         raise ValueError(f"`budget_usd > 0` must hold, but got budget_usd={budget_usd!r}.")
     labelled, unlabelled, spent = model.costs.buys(budget_usd, model.seed_labels)
-    predicted = model.curve.predict(labelled, unlabelled)
+    predicted = model.predict(labelled, unlabelled)
     best = int(np.argmax(predicted))
-    boot_at_best = np.array([c.predict(labelled[best], unlabelled[best]) for c in model.boots])
+    boot_at_best = np.array(
+        [
+            model.predict(labelled[best : best + 1], unlabelled[best : best + 1], c)[0]
+            for c in model.boots
+        ]
+    )
     boot_best_f = np.array(
-        [FRACTIONS[int(np.argmax(c.predict(labelled, unlabelled)))] for c in model.boots]
+        [FRACTIONS[int(np.argmax(model.predict(labelled, unlabelled, c)))] for c in model.boots]
     )
     reasons = []
     low, high = model.budget_range
@@ -367,7 +408,7 @@ def holdout(
         )
     model = fit(kept, task, **fit_options)
     labelled, unlabelled, scores = _arrays(left_out)
-    predicted = model.curve.predict(labelled, unlabelled)
+    predicted = model.predict(labelled, unlabelled)
     rec = recommend(model, budget_usd)
     best = max(left_out, key=lambda r: r.score)
     nearest = min(left_out, key=lambda r: abs(r.compute_fraction - rec.compute_fraction))

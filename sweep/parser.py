@@ -221,6 +221,21 @@ def _add_work_commands(sub: Any) -> None:
     )
     grid.add_argument("--out", help="folder for the grid plot (default ROOT/report)")
 
+    plan = sub.add_parser(
+        "plan", help="the split at --budget from cheap pilot trials, with the dollars it cost"
+    )
+    _add_trial_options(plan, sweep=True)
+    _add_sweep_options(plan)
+    plan.add_argument(
+        "--max-spend",
+        type=float,
+        metavar="USD",
+        help="most compute dollars the pilots may spend (default 10 %% of --budget)",
+    )
+    plan.add_argument(
+        "--fresh", action="store_true", help="ignore the task's finished trials in the store"
+    )
+
 
 def _add_query_commands(sub: Any) -> None:
     """The commands that read finished trials, serve them, check or demo."""

@@ -43,6 +43,7 @@ class TrialRow:
     practitioner_usd: float = 0.0
     sweep_spent_usd: float = 0.0
     teacher_status: str = ""
+    teacher_score: float | None = None  # the teacher's dev score; None: no teacher ran
 
 
 _ROW_FIELDS = frozenset(f.name for f in fields(TrialRow))
@@ -126,6 +127,33 @@ def _row(run: Any) -> TrialRow:
         start_time_ms=int(run.info.start_time or 0),
         grid=t.get(TAG_MODE) == "grid",
         **result,
+    )
+
+
+def row_from_result(result: Any, run_id: str, sweep_spent_usd: float) -> TrialRow:
+    """A grid point's row straight from an in-process result (no store): what a pilot run
+    outside Ray looks like to the frontier (`sweep.plan`, `bench/decision_cost.py`)."""
+    return TrialRow(
+        run_id=run_id,
+        sweep="in-process",
+        task=result.task,
+        budget_usd=result.budget_usd,
+        n_seed_labels=result.n_seed_labels,
+        compute_fraction=result.compute_fraction,
+        score=result.score,
+        trial_number=None,
+        start_time_ms=0,
+        grid=True,
+        n_new_labels=result.n_new_labels,
+        n_labels_used=result.n_labels_used,
+        n_unlabelled=result.n_unlabelled,
+        device_hours=result.device_seconds / 3600,
+        annotation_usd=result.annotation_usd,
+        compute_usd=result.compute_usd,
+        compute_spent_usd=result.compute_spent_usd,
+        practitioner_usd=result.practitioner_usd,
+        sweep_spent_usd=sweep_spent_usd,
+        teacher_score=result.teacher_score,
     )
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -66,3 +67,45 @@ def test_every_benchmark_is_listed_in_the_readme() -> None:
     readme = (BENCH / "README.md").read_text()
     for script in sorted(BENCH.glob("*.py")):
         assert f"bench/{script.name}" in readme, script.name
+
+
+DECISION = re.compile(
+    r"^decision cost: ours (\d+\.\d) %( \(missed: not within a point\))? of the budget "
+    r"\(grid (\d+\.\d %|> \d+ trials), plain TPE (\d+\.\d %|> \d+ trials), "
+    r"default sweep (\d+\.\d %|> \d+ trials)\)$"
+)
+
+
+def _decision_cost(*args: str) -> re.Match[str]:
+    run = subprocess.run(
+        [sys.executable, str(BENCH / "decision_cost.py"), "--tiny", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    match = DECISION.match(run.stdout.strip().splitlines()[-1])
+    assert match is not None, run.stdout
+    return match
+
+
+def test_the_decision_cost_benchmark_prints_its_line_last() -> None:
+    match = _decision_cost()
+    assert 0 < float(match.group(1)) <= 100
+
+
+def test_the_decision_cost_benchmark_takes_a_table_it_has_never_seen(tmp_path: Path) -> None:
+    # A made-up task: scores rise in log L and log U, distillation costs $2 per 1K examples.
+    rng = np.random.default_rng(7)
+    path = tmp_path / "unseen.csv"
+    lines = ["labels,unlabelled,compute_usd,score"]
+    for n_labels in (50, 200, 800, 3200):
+        for n_unlabelled in (0, 2000, 20000):
+            cost = 1 + 3 * n_labels / 1000 + 2 * n_unlabelled / 1000 if n_unlabelled else 0
+            score = 0.4 + 0.04 * np.log(n_labels) + 0.02 * np.log1p(n_unlabelled)
+            lines.append(f"{n_labels},{n_unlabelled},{cost},{score + rng.normal(0, 0.003):.4f}")
+    path.write_text("\n".join(lines) + "\n")
+    args = ("--replay-table", str(path), "--task", "fever", "--budget", "100")
+    match = _decision_cost(*args, "--seed-labels", "50", "--usd-per-label", "0.2")
+    assert float(match.group(1)) <= 100
