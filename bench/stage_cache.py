@@ -52,7 +52,8 @@ def run(
     cfg = SweepConfig(
         name="cache" if cache else "no-cache",
         task="fever" if tiny else "bbc_news",
-        budget_usd=20.0,  # each point's compute allowance
+        budget_usd=0.0,  # a grid has no sweep-wide budget
+        compute_allowance_usd=20.0,  # each point buys its labels plus up to this compute
         n_seed_labels=0,
         n_trials=len(grid[0]) * len(grid[1]),
         preset="cpu-small",

@@ -16,8 +16,8 @@ from objectives.data import check_data_dir, data_source, load_task_data
 from objectives.tasks import get_task, task_names
 from objectives.trial_config import format_result
 from sweep import config
-from sweep.options import choose_preset, require, sweep_config, trial_settings
-from sweep.parser import UsageError, build_parser
+from sweep.options import choose_preset, grid_config, require, sweep_config, trial_settings
+from sweep.parser import build_parser
 from sweep.progress import TrialProgress
 from sweep.tables import format_table
 
@@ -122,9 +122,6 @@ def _no_trial_finished(summary: Any) -> int:
     return EXIT_NOTHING_FINISHED
 
 
-DEFAULT_COMPUTE_ALLOWANCE_USD = 1000.0
-
-
 def cmd_grid(args: argparse.Namespace) -> int:
     from objectives import standins
     from sweep import plots, results
@@ -132,29 +129,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from sweep.tracking import Tracker
     from sweep.tuner import run_sweep
 
-    if not args.resume and (not args.labels or args.unlabelled is None):
-        raise UsageError(
-            "missing --labels and --unlabelled (e.g. --labels 100,500 --unlabelled 0,1000)"
-        )
-    if args.budget is not None or args.seed_labels:
-        raise UsageError(
-            "a grid point buys its labels and pays its compute: it takes no --budget or "
-            "--seed-labels (--compute-allowance caps each point's compute)"
-        )
-    allowance = args.compute_allowance
-    if allowance is None and not args.resume:
-        allowance = DEFAULT_COMPUTE_ALLOWANCE_USD
-    if allowance is not None:  # a resumed grid keeps its own unless one is given
-        if not allowance > 0:
-            raise ValueError(
-                f"`compute_allowance > 0` must hold, but got --compute-allowance {allowance!r}."
-            )
-        args.budget = allowance  # a grid sweep's budget is each point's compute allowance
-    args.seed_labels = 0
-    args.trials = len(args.labels or []) * len(args.unlabelled or []) or None
-    if args.name is None and args.task:
-        args.name = f"{args.task}-grid"
-    cfg = sweep_config(args, grid=(args.labels or [], args.unlabelled or []))
+    cfg = grid_config(args)
     summary = run_sweep(cfg, resume=args.resume)
     if not summary.n_finished:
         return _no_trial_finished(summary)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -72,7 +73,12 @@ def user_tasks(task_files: list[str] | None) -> dict[str, TaskSpec]:
 # CLI option -> config field, where the two names differ; every other option is named after
 # its field (`--teacher-lr` is `teacher_lr`). What an option sets is derived from the config
 # dataclasses' fields, so a new field needs only its parser line (tests check both ways).
-OPTION_TO_FIELD = {"budget": "budget_usd", "seed_labels": "n_seed_labels", "trials": "n_trials"}
+OPTION_TO_FIELD = {
+    "budget": "budget_usd",
+    "seed_labels": "n_seed_labels",
+    "trials": "n_trials",
+    "compute_allowance": "compute_allowance_usd",
+}
 FIELD_TO_OPTION = {v: k for k, v in OPTION_TO_FIELD.items()}
 TRIAL_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialConfig))
 # Trial fields the price book and the task file resolve, not copied from their options.
@@ -155,6 +161,7 @@ def trial_fields(
 SAMPLERS = ("tpe", "gp", "random", "grid")
 OBJECTIVES = ("real", "synthetic", "replay")
 DEFAULT_ROOT = "runs"
+DEFAULT_COMPUTE_ALLOWANCE_USD = 1000.0  # a grid point's compute allowance unless one is given
 
 
 # Field metadata: what the sweep measures, which a resume may not change.
@@ -163,7 +170,9 @@ FIXED: Mapping[str, bool] = {"fixed_on_resume": True}
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """One sweep: a task at one budget, searched over the compute fraction.
+    """One sweep: a task at one budget, searched over the compute fraction (or, in grid
+    mode, a labelled x unlabelled grid whose points each buy their labels plus compute up to
+    `compute_allowance_usd`; there is no sweep-wide budget and `budget_usd` is 0).
 
     `trial` holds the TrialConfig fields shared by every trial (all but the sampled ones).
     Stores default to files under `root`: MLflow and Optuna in SQLite, Ray's results and
@@ -197,9 +206,11 @@ class SweepConfig:
     teacher_node_resource: str | None = None
     student_node_resource: str | None = None
     # Grid mode (`sweep grid`, the paper's grid): one trial per labelled x unlabelled pair,
-    # all labels bought; `budget_usd` is then each point's compute allowance.
+    # all labels bought, and at most `compute_allowance_usd` of compute per point; a point's
+    # budget is what its labels cost plus the allowance (0 without unlabelled examples).
     grid_labels: Sequence[int] = field(default=(), metadata=FIXED)
     grid_unlabelled: Sequence[int] = field(default=(), metadata=FIXED)
+    compute_allowance_usd: float | None = field(default=None, metadata=FIXED)  # grids only
     # Budget-aware mode: the budget is searched in [low, high] too; two objectives (score up,
     # dollars spent down) and a Pareto set instead of one best trial.
     budget_range: Sequence[float] = field(default=(), metadata=FIXED)
@@ -251,6 +262,7 @@ class SweepConfig:
             )
         if self.grid_labels and self.n_seed_labels:
             raise ValueError("A grid buys all its labels: n_seed_labels must be 0.")
+        self._check_allowance()
         if self.budget_range:
             low, high = [*self.budget_range, 0.0, 0.0][:2]
             if len(self.budget_range) != 2 or not 0 < low < high:
@@ -262,6 +274,27 @@ class SweepConfig:
                 raise ValueError("--budget-range needs a searching sampler, not a grid.")
         if self.warm_start and (self.sampler == "grid" or self.grid_labels):
             raise ValueError("--warm-start needs a searching sampler, not a grid.")
+
+    def _check_allowance(self) -> None:
+        allowance = self.compute_allowance_usd
+        if not self.grid_labels:
+            if allowance is not None:
+                raise ValueError(
+                    "compute_allowance_usd is a grid's (`sweep grid --compute-allowance`); a "
+                    "budget sweep splits budget_usd instead."
+                )
+            return
+        if allowance is None or not math.isfinite(allowance) or not allowance > 0:
+            raise ValueError(
+                "`compute_allowance_usd > 0` must hold, but got "
+                f"compute_allowance_usd={allowance!r}."
+            )
+        if self.budget_usd:
+            raise ValueError(
+                "A grid point buys its labels and pays its compute: a grid takes no budget "
+                f"(budget_usd must be 0, got {self.budget_usd!r}); compute_allowance_usd "
+                "caps each point's compute."
+            )
 
     @property
     def is_grid(self) -> bool:
@@ -307,9 +340,11 @@ class SweepConfig:
         return out
 
     def trial_budget_usd(self, config: Mapping[str, Any], usd_per_label: float) -> float:
-        """The budget of one trial: the sweep's, the sampled one, or a grid point's cost."""
+        """The budget of one trial: the sweep's, the sampled one, or a grid point's cost (its
+        labels, plus the compute allowance where it has unlabelled examples to distil)."""
         if self.is_grid:
-            allowance = self.budget_usd if int(config["n_unlabelled"]) > 0 else 0.0
+            distils = int(config["n_unlabelled"]) > 0
+            allowance = (self.compute_allowance_usd or 0.0) if distils else 0.0
             return round(int(config["n_labels"]) * usd_per_label + allowance, 6)
         return float(config.get("budget_usd", self.budget_usd))
 

@@ -131,6 +131,10 @@ def sweep_config(
         values = resumed(stored, values)
     if values.get("budget_range") and "budget_usd" not in values:
         values["budget_usd"] = min(values["budget_range"])  # names the sweep; not searched
+    if values.get("grid_labels"):  # each point's budget is its labels plus the allowance
+        values.setdefault("budget_usd", 0.0)
+        # A resumed grid keeps its stored allowance unless one is given.
+        values.setdefault("compute_allowance_usd", config.DEFAULT_COMPUTE_ALLOWANCE_USD)
     require(values, "task", "budget_usd", "n_seed_labels")
     if "n_trials" not in values:
         raise UsageError("missing --trials (or trials in --config)")
@@ -141,3 +145,22 @@ def sweep_config(
     if values.get("replay_table"):
         values["replay_table"] = str(Path(values["replay_table"]).resolve())
     return config.SweepConfig(**values)
+
+
+def grid_config(args: argparse.Namespace) -> config.SweepConfig:
+    """The SweepConfig of `sweep grid`: every point once, all labels bought, each point's
+    compute capped by --compute-allowance (a resumed grid keeps its own unless one is given)."""
+    if not args.resume and (not args.labels or args.unlabelled is None):
+        raise UsageError(
+            "missing --labels and --unlabelled (e.g. --labels 100,500 --unlabelled 0,1000)"
+        )
+    if args.budget is not None or args.seed_labels:
+        raise UsageError(
+            "a grid point buys its labels and pays its compute: it takes no --budget or "
+            "--seed-labels (--compute-allowance caps each point's compute)"
+        )
+    args.seed_labels = 0
+    args.trials = len(args.labels or []) * len(args.unlabelled or []) or None
+    if args.name is None and args.task:
+        args.name = f"{args.task}-grid"
+    return sweep_config(args, grid=(args.labels or [], args.unlabelled or []))

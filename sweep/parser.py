@@ -217,7 +217,8 @@ def _add_work_commands(sub: Any) -> None:
         "--compute-allowance",
         type=float,
         metavar="USD",
-        help="most compute dollars one point may spend (1000); what it does not use is kept",
+        help="most compute dollars one point may spend "
+        f"({config.DEFAULT_COMPUTE_ALLOWANCE_USD:g}); what it does not use is kept",
     )
     grid.add_argument("--out", help="folder for the grid plot (default ROOT/report)")
 

@@ -68,7 +68,12 @@ def stored_config(name: str, storage: str) -> dict[str, Any] | None:
         return None
     study = optuna.load_study(study_name=name, storage=optuna_storage(storage))
     stored = study.user_attrs.get("sweep_config")
-    return dict(stored) if isinstance(stored, dict) else None
+    if not isinstance(stored, dict):
+        return None
+    if stored.get("grid_labels") and "compute_allowance_usd" not in stored:
+        # A grid stored before the allowance had its own field kept it under budget_usd.
+        return {**stored, "compute_allowance_usd": stored["budget_usd"], "budget_usd": 0.0}
+    return dict(stored)
 
 
 def recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:

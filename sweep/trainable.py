@@ -40,7 +40,8 @@ def point_fields(cfg: SweepConfig, config: Mapping[str, Any], seed: int) -> dict
     if cfg.is_grid:
         n_unlabelled = int(config["n_unlabelled"])
         fields["n_labels"] = int(config["n_labels"])
-        fields["compute_fraction"] = cfg.budget_usd / budget if n_unlabelled else 0.0
+        allowance = cfg.compute_allowance_usd or 0.0
+        fields["compute_fraction"] = allowance / budget if n_unlabelled else 0.0
         if n_unlabelled:
             fields["max_unlabelled"] = n_unlabelled
     if "n_threads" not in fields:

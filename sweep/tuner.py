@@ -47,17 +47,19 @@ def validate(cfg: SweepConfig) -> None:
     """Everything that can be checked before a file is written, with one clear error."""
     from cluster import check_reachable, ray_address
 
-    Budget(cfg.budget_usd)
+    if not cfg.is_grid:  # a grid has no sweep-wide budget; SweepConfig checks its allowance
+        Budget(cfg.budget_usd)
     base = trial_config(base_fields(cfg, 0.0, 0), cfg.preset)
     spec = base.task_spec()
     meter_cost_model(base.meter, spec, base.charge_student_training)  # --meter paper's needs
-    lowest = min(cfg.budget_range) if cfg.budget_range else cfg.budget_usd
-    annotate = allocate(spec.name, lowest, 0.0, base.prices(spec), cfg.n_seed_labels)
-    if annotate.n_new_labels == 0 and not cfg.is_grid:
-        raise ValueError(
-            f"budget_usd={lowest:g} buys no label at ${annotate.usd_per_label:g} per "
-            f"label for {spec.name!r}; a sweep needs a budget of at least one label."
-        )
+    if not cfg.is_grid:
+        lowest = min(cfg.budget_range) if cfg.budget_range else cfg.budget_usd
+        annotate = allocate(spec.name, lowest, 0.0, base.prices(spec), cfg.n_seed_labels)
+        if annotate.n_new_labels == 0:
+            raise ValueError(
+                f"budget_usd={lowest:g} buys no label at ${annotate.usd_per_label:g} per "
+                f"label for {spec.name!r}; a sweep needs a budget of at least one label."
+            )
     if cfg.objective == "real":
         from objectives.data import load_task_data
 
@@ -318,7 +320,10 @@ def _open(cfg: SweepConfig, resume: bool, out: TextIO) -> _Session:
     parent = tracker.find_sweep_run(cfg.task, cfg.name) if resume else None
     if parent is not None:
         tracker.reopen(parent)
-    parent = parent or tracker.start_sweep_run(cfg.task, cfg.name, cfg.to_dict())
+    params = cfg.to_dict()
+    if cfg.is_grid:  # no sweep-wide budget: each point's is its labels plus the allowance
+        del params["budget_usd"]
+    parent = parent or tracker.start_sweep_run(cfg.task, cfg.name, params)
     study, complete = study_state(cfg)
     if not resume:
         study.set_user_attr("sweep_config", cfg.to_dict())

@@ -12,7 +12,7 @@ import pytest
 from objectives.standins import synthetic_trial
 from objectives.trial_config import TrialConfig
 from sweep.cli import main
-from sweep.tracking import TAG_MODE, Tracker
+from sweep.tracking import TAG_BUDGET, TAG_MODE, Tracker
 from tests.conftest import SWEEP_RUN
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -47,6 +47,13 @@ def test_grid_runs_every_point_once_and_marks_the_pareto_front(
         assert m["annotation_usd"] == pytest.approx(m["n_new_labels"] * 0.129)
         assert m["practitioner_usd"] == pytest.approx(m["annotation_usd"] + m["compute_spent_usd"])
         assert m["compute_spent_usd"] <= m["compute_usd"] <= 500.0
+    # The allowance is recorded under its own name; each point's budget is its own.
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent = tracker.client.get_run(tracker.find_sweep_run("fever", "fever-grid") or "")
+    assert parent.data.params["compute_allowance_usd"] == "500.0"
+    assert "budget_usd" not in parent.data.params
+    budgets = {run.data.tags[TAG_BUDGET] for run in runs}
+    assert budgets == {"12.9", "512.9", "129", "629"}  # labels, plus 500 with unlabelled
     # A grid point is no choice within a budget: `best` leaves it out, `report` plots it.
     assert main(["best", *_root(tmp_path)]) == 1
     assert main(["report", "--task", "fever", "--out", str(out), *_root(tmp_path)]) == 0

@@ -142,7 +142,7 @@ def test_every_option_sets_a_config_field(command: str) -> None:
     args = cli.build_parser().parse_args([command])
     reached = {*config.trial_options(args), *config.sweep_options(args)}
     resolved = {"task_file", *config.PRICE_FIELDS}  # price book / task file set these
-    grid_only = {"labels", "unlabelled", "compute_allowance", "out"}
+    grid_only = {"labels", "unlabelled", "out"}
     leftover = _dests(command) - reached - resolved - COMMAND_ONLY - grid_only
     assert not leftover, f"options that reach no config field: {sorted(leftover)}"
     trial_fields = {f.name for f in dataclasses.fields(TrialConfig)}
@@ -209,6 +209,7 @@ def test_a_resume_refuses_every_fixed_field() -> None:
         "budget_range": [1.0, 2.0],
         "grid_labels": [1],
         "grid_unlabelled": [0],
+        "compute_allowance_usd": 500.0,
     }
     assert set(config.FIXED_ON_RESUME) == {*changed, "trial"}
     for key, value in changed.items():

@@ -182,8 +182,9 @@ def test_every_kind_of_trial_logs_the_columns_of_the_view(tmp_path: Path) -> Non
     (tmp_path / "marks").mkdir()
     budget = synthetic_config(tmp_path, n_trials=3, retries=1)
     run_sweep(budget, objective=_fails_once(str(tmp_path / "marks")))
-    grid = {"name": "grid", "n_seed_labels": 0, "n_trials": 4}
-    run_sweep(synthetic_config(tmp_path, **grid, grid_labels=[1, 2], grid_unlabelled=[0, 10]))
+    grid = {"name": "grid", "budget_usd": 0.0, "n_seed_labels": 0, "n_trials": 4}
+    grid_points = {"grid_labels": [1, 2], "grid_unlabelled": [0, 10]}
+    run_sweep(synthetic_config(tmp_path, **grid, **grid_points, compute_allowance_usd=300.0))
     tracker = Tracker(budget.tracking)
     finished = tracker.trial_runs(task="fever")
     assert len(finished) == 7
