@@ -268,6 +268,23 @@ def ours(land: Landscape, args: argparse.Namespace) -> Plan:
     return plan(runner(land, reuse=not args.no_reuse), s)
 
 
+def coverage(model: Any, lands: Sequence[Landscape]) -> tuple[int, int]:
+    """How many full-size trials (the paper's shares at each landscape's budget, none of
+    them a pilot) fall inside the model's 90 % bootstrap interval, out of how many."""
+    import numpy as np
+
+    inside = total = 0
+    for land in lands:
+        for fraction in PAPER_FRACTIONS:
+            result = land.at(fraction)
+            at = (np.array([float(result.n_labels_used)]), np.array([float(result.n_unlabelled)]))
+            boots = [model.predict(*at, c)[0] for c in model.boots]
+            low, high = np.percentile(boots, (5, 95))
+            inside += int(low - 1e-9 <= result.score <= high + 1e-9)
+            total += 1
+    return inside, total
+
+
 def _pct(value: float | None, cap: int) -> str:
     return f"{100 * value:.1f} %" if value is not None else f"> {cap} trials"
 
@@ -354,6 +371,19 @@ def main() -> None:
     true = land.at(final.compute_fraction).score if final else None
     within = true is not None and true >= land.best - WITHIN
     print(f"ours stopped: {result.stopped_because}; within a point of the best: {within}")
+    if result.model is not None:
+        held_out = [land]
+        if isinstance(land, Replay):  # other budgets on the same table cost nothing to score
+            held_out += [
+                Replay(land.table, {**land.setting, "budget_usd": land.budget * k})
+                for k in (0.5, 2.0)
+            ]
+        inside, total = coverage(result.model, held_out)
+        budgets = ", ".join(f"${x.budget:g}" for x in held_out)
+        print(
+            f"90 % interval coverage on {total} held-out full-size trials (budgets {budgets}): "
+            f"{100 * inside / total:.0f} %"
+        )
     share = result.spent_usd / land.budget
     ours_text = f"{100 * share:.1f} %" + ("" if within else " (missed: not within a point)")
     print(

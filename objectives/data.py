@@ -258,7 +258,13 @@ def load_task_data(task: TaskSpec, data_dir: str | Path | None = None) -> TaskDa
     )
     if task.hf_dataset is None or datasets_offline():
         raise ValueError(f"Task {task.name!r}: no local data found; {hint}.")
-    return _load_hub(task)
+    try:
+        return _load_hub(task)
+    except (ConnectionError, OSError) as exc:  # no network: one line, not a traceback
+        raise ValueError(
+            f"Task {task.name!r}: no local data found and hf:{task.hf_dataset} is unreachable "
+            f"({type(exc).__name__}); {hint}, or set HF_HUB_OFFLINE=1 to skip the hub."
+        ) from None
 
 
 def _load_hub(task: TaskSpec) -> TaskData:

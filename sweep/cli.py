@@ -17,7 +17,7 @@ from objectives.tasks import get_task, task_names
 from objectives.trial_config import format_result
 from sweep import config
 from sweep.options import choose_preset, grid_config, require, sweep_config, trial_settings
-from sweep.parser import build_parser
+from sweep.parser import UsageError, build_parser
 from sweep.progress import TrialProgress
 from sweep.tables import format_table
 
@@ -46,6 +46,10 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         }
         try:
             entry["source"] = data_source(spec, args.data_dir)
+            if entry["source"].startswith("hf:"):  # listing never downloads a data set
+                entry["source"] += " (downloaded by the first trial)"
+                rows.append(entry)
+                continue
             data = load_task_data(spec, args.data_dir)
             entry["rows"] = {s: len(data.split(s)) for s in ("train", "dev", "test")}
         except ValueError as exc:
@@ -171,9 +175,9 @@ def _plan_runner(args: argparse.Namespace) -> Any:
         for kind, labels, unlabelled in _grid_blocks(pilots):
             ns = argparse.Namespace(**vars(args))
             ns.name = f"{args.task}-plan-{stamp}-r{n}{kind}"
-            ns.budget, ns.seed_labels = allowance_usd, 0
-            ns.trials, ns.resume = len(labels) * len(unlabelled), False
-            cfg = sweep_config(ns, grid=(labels, unlabelled))
+            ns.budget, ns.seed_labels, ns.resume = None, 0, False
+            ns.labels, ns.unlabelled, ns.compute_allowance = labels, unlabelled, allowance_usd
+            cfg = grid_config(ns)
             summary = run_sweep(cfg)
             rows += finished_trials(Tracker(summary.tracking_uri), cfg.task, cfg.name)
         return rows

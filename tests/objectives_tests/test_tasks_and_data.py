@@ -196,3 +196,44 @@ def test_hub_datasets_are_mapped_to_the_task_columns(
     assert [(e.source, e.target) for e in data.train] == [("bad", "negative"), ("good", "positive")]
     assert data.dev[0].target == "positive" and data.test == ()
     assert data.origin == "hf:stanfordnlp/sst2"
+
+
+def test_an_unreachable_hub_is_one_line_naming_the_task_and_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import datasets
+
+    from objectives.data import load_task_data
+    from objectives.tasks import get_task
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Couldn't reach 'google-research-datasets/nq_open' on the Hub")
+
+    for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DOA_DATA_DIR"):
+        monkeypatch.delenv(flag, raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    with pytest.raises(ValueError) as caught:
+        load_task_data(get_task("nq"), data_dir=None)
+    message = str(caught.value)
+    assert "'nq'" in message and "unreachable" in message and "--data-dir" in message
+    assert "\n" not in message
+
+
+def test_listing_the_tasks_never_downloads(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import datasets
+
+    from sweep.cli import main
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("sweep tasks must not download a data set")
+
+    for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DOA_DATA_DIR"):
+        monkeypatch.delenv(flag, raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", forbidden)
+    assert main(["tasks"]) == 0
+    assert (
+        "hf:google-research-datasets/nq_open (downloaded by the first trial)"
+        in capsys.readouterr().out
+    )
