@@ -22,7 +22,8 @@ unlabelled, compute_usd, score) with its setting from `--task/--budget/--seed-la
 model (`objectives.standins.ReplayTable`). Default: `bench/data/fever_synthetic_grid.csv`,
 B = $300, 100 seed labels. Mechanisms can be switched off to show their share:
 `--no-reuse` (a teacher is paid for every pilot), `--no-refine` (first round only),
-`--no-ceiling` (no teacher cap; replay tables without teacher scores have none anyway).
+`--no-ceiling` (no teacher cap; replay tables without teacher scores have none anyway),
+`--no-effective-data` (the curve without the `L + w U` term, as `sweep frontier` had it).
 
     python bench/decision_cost.py [--replay-table FILE --budget B --seed-labels N]
 """
@@ -126,8 +127,9 @@ class Real(Landscape):
     """The demo's real objective (bbc_news, B = $8, 30 seed labels, `cpu-small`, $75 per
     device-hour): each trial trains for real and its sweep ledger is what it spent. Full-size
     trials run without the stage cache (each pays its own way, as a fresh sweep's would) on
-    shares 0, 0.05, ..., 1, saved to `reference_path` so a rerun only runs the pilots; pilots
-    share one cache, as `sweep plan`'s do."""
+    shares 0, 0.1, ..., 1 (the searches' shares are rounded to them), saved to
+    `reference_path` so that a rerun only runs the pilots; pilots share one cache, as
+    `sweep plan`'s do."""
 
     def __init__(self, work: Path, reference_path: Path) -> None:
         from sweep.demo import demo_config
@@ -140,7 +142,7 @@ class Real(Landscape):
         )
         setting = {"task": self.cfg.task, "budget_usd": self.cfg.budget_usd,
                    "n_seed_labels": self.cfg.n_seed_labels, **self.cfg.trial}  # fmt: skip
-        super().__init__(setting, [i / 20 for i in range(21)])
+        super().__init__(setting, [i / 10 for i in range(11)])
 
     def _run(self, fields: dict[str, Any], cache: bool) -> TrialResult:
         from objectives.distill_or_annotate import run_trial
@@ -263,6 +265,7 @@ def ours(land: Landscape, args: argparse.Namespace) -> Plan:
         cost=land.table.cost if isinstance(land, Replay) else None,
         pool_cap=max(land.table.unlabelled) if isinstance(land, Replay) else None,
         ceiling=not args.no_ceiling,
+        effective_data=not args.no_effective_data,
         refine=not args.no_refine,
     )
     return plan(runner(land, reuse=not args.no_reuse), s)
@@ -323,6 +326,7 @@ def main() -> None:
     parser.add_argument("--no-reuse", action="store_true")
     parser.add_argument("--no-refine", action="store_true")
     parser.add_argument("--no-ceiling", action="store_true")
+    parser.add_argument("--no-effective-data", action="store_true")
     parser.add_argument("--real", action="store_true", help="the demo's real objective")
     parser.add_argument(
         "--work-dir", default="runs/bench/decision_cost", help="--real: cache and reference"

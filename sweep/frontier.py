@@ -89,7 +89,7 @@ def _k_grid(n_unlabelled: Array) -> Array:
 
 
 def fit_curves(
-    n_labelled: Array, n_unlabelled: Array, scores: Array, weights: Array
+    n_labelled: Array, n_unlabelled: Array, scores: Array, weights: Array, worths: Array = _WORTHS
 ) -> list[Curve]:
     """One least-squares curve per row of `weights` (shape: fits x trials).
 
@@ -97,7 +97,7 @@ def fit_curves(
     the best feasible solution (b, g >= 0) of each fit wins.
     """
     ks = _k_grid(n_unlabelled)
-    alpha_3d, k_3d, w_3d = np.meshgrid(_ALPHAS, ks, _WORTHS, indexing="ij")
+    alpha_3d, k_3d, w_3d = np.meshgrid(_ALPHAS, ks, worths, indexing="ij")
     alpha, k, worth = alpha_3d.ravel(), k_3d.ravel(), w_3d.ravel()
     effective = np.maximum(n_labelled[None, :] + worth[:, None] * n_unlabelled[None, :], 1.0)
     x_labelled = -(effective ** -alpha[:, None])  # (pairs, trials)
@@ -273,17 +273,19 @@ def fit(
     pool_cap: float | None = None,
     seed: int = 0,
     ceiling: bool = True,
+    effective_data: bool = True,
 ) -> LearningCurve:
     """Fit the curve, its bootstrap replicates and its leave-one-out error; with `ceiling`,
     cap distilled students by the teacher's own curve where the trials log teacher scores."""
     check_enough(rows, task)
     labelled, unlabelled, scores = _arrays(rows)
     n = len(rows)
-    (curve,) = fit_curves(labelled, unlabelled, scores, np.ones(n))
+    worths = _WORTHS if effective_data else _WORTHS[:1]
+    (curve,) = fit_curves(labelled, unlabelled, scores, np.ones(n), worths)
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
-    boots = fit_curves(labelled, unlabelled, scores, counts)
-    loo = fit_curves(labelled, unlabelled, scores, 1.0 - np.eye(n))
+    boots = fit_curves(labelled, unlabelled, scores, counts, worths)
+    loo = fit_curves(labelled, unlabelled, scores, 1.0 - np.eye(n), worths)
     errors = np.array(
         [
             abs(c.predict(labelled[i : i + 1], unlabelled[i : i + 1])[0] - scores[i])

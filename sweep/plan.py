@@ -56,6 +56,7 @@ class PlanSettings:
     fraction_width: float = 0.2  # stop when the share's 90 % interval is this narrow
     max_rounds: int = 5
     ceiling: bool = True  # cap distilled students by their teacher's curve
+    effective_data: bool = True  # distilled examples may count as w labels each
     refine: bool = True  # rounds after the first
 
     def __post_init__(self) -> None:
@@ -107,14 +108,6 @@ Runner = Callable[[Sequence[Pilot], float], Sequence[TrialRow]]
 
 def _geometric(low: int, high: int, n: int) -> list[int]:
     return sorted({round(v) for v in np.geomspace(max(low, 1), max(high, low, 1), n)})
-
-
-def _cost_of(cost: CostModel, pilots: Sequence[Pilot], trained: set[int]) -> float:
-    """Estimated compute of `pilots` when each teacher not in `trained` is trained once."""
-    teachers = {p.n_labels for p in pilots if p.n_unlabelled > 0} - trained
-    return sum(cost.teacher_usd(n) for n in teachers) + sum(
-        cost.distillation_usd(p.n_unlabelled) for p in pilots
-    )
 
 
 def first_round(s: PlanSettings, cost: CostModel | None) -> list[Pilot]:
@@ -190,7 +183,12 @@ def _fit(
 ) -> tuple[frontier.LearningCurve | None, frontier.Recommendation | None, str]:
     try:
         model = frontier.fit(
-            rows, s.task, seed_labels=s.seed_labels, pool_cap=s.pool_cap, ceiling=s.ceiling
+            rows,
+            s.task,
+            seed_labels=s.seed_labels,
+            pool_cap=s.pool_cap,
+            ceiling=s.ceiling,
+            effective_data=s.effective_data,
         )
     except frontier.NotEnoughTrials as exc:
         return None, None, str(exc)
