@@ -3,10 +3,12 @@ and the allocation it recommends for budgets that were never run.
 
 Score (monotone and saturating in both kinds of data, b >= 0 and g >= 0):
 
-    score(L, U) = min(1, a - b * L ** -alpha + g * U / (U + k))
+    score(L, U) = min(1, a - b * (L + w * U) ** -alpha + g * U / (U + k))
 
 with L the labelled examples the student trained on and U the unlabelled examples it
-distilled. For each (alpha, k) on a log grid the rest is a linear least-squares problem, so
+distilled (w: what one distilled example is worth in labels; w = 0 leaves the saturating
+bonus alone), capped where U > 0 by the teacher's own curve in L when trials log teacher
+scores. For each (alpha, k, w) on a log grid the rest is a linear least-squares problem, so
 a fit is deterministic and cheap enough to repeat for every bootstrap resample and every
 left-out trial (all of them at once, as batched 3x3 solves).
 
@@ -93,7 +95,7 @@ def fit_curves(
 ) -> list[Curve]:
     """One least-squares curve per row of `weights` (shape: fits x trials).
 
-    Every (alpha, k) pair of the grid and every sign pattern of (b, g) is solved at once;
+    Every (alpha, k, w) triple of the grid and every sign pattern of (b, g) is solved at once;
     the best feasible solution (b, g >= 0) of each fit wins.
     """
     ks = _k_grid(n_unlabelled)
@@ -449,8 +451,15 @@ def frontier_json(model: Any, recs: list[Any], check: Any, path: Path) -> dict[s
 
 def format_frontier(model: Any, recs: list[Any], check: Any) -> str:
     held = model.held_out
+    teacher = model.teacher
     lines = [
-        f"{model.curve.formula()}  (L labels, U unlabelled)",
+        f"{model.curve.formula()}  (L labels, U unlabelled)"
+        + (
+            f"; distilled students capped by the teacher's {teacher.a:.4f} - "
+            f"{teacher.b:.4f} * L^-{teacher.alpha:.3f}"
+            if teacher
+            else ""
+        ),
         f"fitted on {model.n_trials} trials of {', '.join(model.sweeps)}; leave-one-out "
         f"error {held.mae:.4f} mean, {held.max_error:.4f} worst (predicting the mean score: "
         f"{held.baseline_mae:.4f})",
