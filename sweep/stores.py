@@ -14,13 +14,54 @@ def optuna_storage(uri: str) -> Any:
     import optuna
 
     if uri.startswith(("sqlite:", "postgresql", "mysql")):
-        return optuna.storages.RDBStorage(
+        path = store_path(uri)
+        if uri.startswith("sqlite:") and path and ":memory:" not in str(path) and not path.exists():
+            _new_sqlite(path)  # its tables are then created in WAL mode: no fsync each
+        storage = optuna.storages.RDBStorage(
             uri,
             engine_kwargs={"connect_args": {"timeout": 60}} if uri.startswith("sqlite") else None,
         )
+        fast_sqlite(storage.engine)
+        return storage
     from optuna.storages.journal import JournalFileBackend
 
     return optuna.storages.JournalStorage(JournalFileBackend(uri))
+
+
+def fast_sqlite(engine: Any) -> None:
+    """A SQLite store in write-ahead-log mode, synced at its checkpoints, not at every commit:
+    a commit costs well under a millisecond instead of ~4 ms of fsyncs (a sweep commits some
+    20 times a trial). A crashed process loses nothing, a power cut at most the last commits.
+    WAL needs the writers on one machine, which SQLite stores need anyway (README)."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    if engine.dialect.name != "sqlite" or getattr(engine, "doa_fast_sqlite", False):
+        return
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")  # kept by the file once set
+            connection.execute("PRAGMA synchronous=NORMAL")  # per connection
+        except sqlite3.OperationalError:  # locked by another writer: this connection syncs
+            pass
+
+    event.listen(engine, "connect", on_connect)
+    engine.doa_fast_sqlite = True
+    engine.dispose()  # connections already pooled get the settings too
+
+
+def _new_sqlite(path: Any) -> None:
+    import sqlite3
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.close()
+    except (OSError, sqlite3.Error):  # the store's own error is the clearer one
+        pass
 
 
 def objectives_of(cfg: SweepConfig) -> tuple[list[str], list[str]]:
@@ -106,20 +147,31 @@ def recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
 
 
 MIXED_METRICS = "a study never mixes two metrics"
+# The metric a sweep's study holds, once known, per process: it never changes afterwards, so
+# a worker reads the study once, not once per trial. Keyed by store, study and parent run
+# (a study deleted and started again under its name has another parent run).
+_KNOWN_METRIC: dict[tuple[str, str, str], str] = {}
 
 
-def check_study_metric(cfg: SweepConfig, metric: str, tracker: Any) -> None:
+def check_study_metric(cfg: SweepConfig, metric: str, tracker: Any, sweep_run: str = "") -> None:
     """A study never mixes two metrics: the first finished trial's metric name is stored in
     the study (or read from its MLflow runs, for studies older than that); a trial scored
-    with another fails with a clear error, not a number on another scale."""
+    with another fails with a clear error, not a number on another scale. With `sweep_run`
+    (the parent run's id) the stored name is remembered for this process."""
     import optuna
 
-    study = optuna.load_study(study_name=cfg.name, storage=optuna_storage(cfg.optuna_storage))
-    stored = study.user_attrs.get("metric")
+    key = (cfg.optuna_storage, cfg.name, sweep_run)
+    stored = _KNOWN_METRIC.get(key) if sweep_run else None
     if stored is None:
-        runs = tracker.trial_runs(task=cfg.task, sweep=cfg.name)
-        stored = next((m for r in runs if (m := r.data.tags.get("metric"))), None)
-        study.set_user_attr("metric", stored or metric)
+        storage = optuna_storage(cfg.optuna_storage)
+        study = optuna.load_study(study_name=cfg.name, storage=storage)
+        stored = study.user_attrs.get("metric")
+        if stored is None:
+            runs = tracker.trial_runs(task=cfg.task, sweep=cfg.name)
+            stored = next((m for r in runs if (m := r.data.tags.get("metric"))), None)
+            study.set_user_attr("metric", stored or metric)
+        if sweep_run:
+            _KNOWN_METRIC[key] = stored or metric
     if stored is not None and stored != metric:
         raise ValueError(
             f"sweep {cfg.name!r} scores with metric {stored!r}, but this trial was scored with "

@@ -2,9 +2,11 @@
 
 As trials finish, the sweep's parent run and its task's experiment get a one-paragraph
 description (the best split at the budget with its interval, annotate only beside it, the
-dollars spent deciding); the parent's artifacts get the plots and the `sweep best` table,
-at most once a minute and at the end of each Tune round. The experiment's description is
-that of the sweep that reported last: each sweep keeps its own on its parent run.
+dollars spent deciding; at most every 2 s); the parent's artifacts get the plots and the
+`sweep best` table, at most once a minute and at the end of each Tune round. The writing
+runs in a thread of its own, never in the way of the next trial. The experiment's
+description is that of the sweep that reported last: each sweep keeps its own on its
+parent run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sweep.tracking import Tracker
 logger = logging.getLogger(__name__)
 
 ARTIFACTS_EVERY_S = 60.0  # plots take seconds: not after every trial of a fast sweep
+REFRESH_EVERY_S = 2.0  # descriptions: a search of the store, not after every fast trial
 ARTIFACT_FOLDER = "summary"
 
 
@@ -199,10 +202,90 @@ def refresh(
     return text
 
 
+class Refresher:
+    """Refreshes one sweep's answer in a daemon thread, off the Tune driver's loop: requests
+    made meanwhile are merged, descriptions at most every REFRESH_EVERY_S; `finish` asks for
+    a last refresh with artifacts (run beside Ray's shutdown) and `join` waits for it."""
+
+    def __init__(self, tracking_uri: str, task: str, sweep: str, parent_run_id: str) -> None:
+        import threading
+
+        self.args = (task, sweep, parent_run_id)
+        self.tracking_uri = tracking_uri
+        self.cond = threading.Condition()
+        self.wanted: bool | None = None  # a refresh is pending; with artifacts if True
+        self.closing = False
+        self.thread = threading.Thread(target=self._loop, name="doa-summary", daemon=True)
+        self.thread.start()
+
+    def request(self, artifacts: bool) -> None:
+        with self.cond:
+            self.wanted = bool(self.wanted) or artifacts
+            self.cond.notify()
+
+    def finish(self, artifacts: bool = True) -> None:
+        """A last refresh (with artifacts unless told otherwise), then the thread ends."""
+        with self.cond:
+            if artifacts:
+                self.wanted = True
+            self.closing = True
+            self.cond.notify()
+
+    def join(self) -> None:
+        self.finish(artifacts=False)  # a no-op after `finish`: its refresh still runs
+        self.thread.join()
+
+    def _next(self, last_s: float) -> tuple[bool | None, bool]:
+        """Wait for a request (and until REFRESH_EVERY_S since the last refresh, unless
+        closing); returns (what is wanted, whether the thread ends after it)."""
+        with self.cond:
+            while not self.closing and (
+                self.wanted is None or time.monotonic() < last_s + REFRESH_EVERY_S
+            ):
+                wait = None if self.wanted is None else last_s + REFRESH_EVERY_S - time.monotonic()
+                self.cond.wait(wait)
+            wanted, self.wanted = self.wanted, None
+            return wanted, self.closing
+
+    def _loop(self) -> None:
+        last_s = -REFRESH_EVERY_S
+        closing = False
+        while not closing:
+            wanted, closing = self._next(last_s)
+            if wanted is None:
+                continue
+            try:
+                refresh(Tracker(self.tracking_uri), *self.args, artifacts=wanted)
+            except Exception:
+                logger.warning("could not update the sweep's description in MLflow", exc_info=True)
+            last_s = time.monotonic()
+
+
+_REFRESHERS: dict[str, Refresher] = {}  # parent run id -> its sweep's refresher
+
+
+def _refresher(tracking_uri: str, task: str, sweep: str, parent_run_id: str) -> Refresher:
+    """The sweep's running refresher, or a new one after the last round's has finished
+    (module level: Tune pickles its callbacks, which must not carry the threads)."""
+    found = _REFRESHERS.get(parent_run_id)
+    if found is None or found.closing:
+        settle(parent_run_id)  # a previous round's last refresh comes first
+        found = _REFRESHERS[parent_run_id] = Refresher(tracking_uri, task, sweep, parent_run_id)
+    return found
+
+
+def settle(parent_run_id: str) -> None:
+    """Wait for the sweep's pending summary refresh (the round's last, with artifacts)."""
+    refresher = _REFRESHERS.pop(parent_run_id, None)
+    if refresher is not None:
+        refresher.join()
+
+
 def summary_callback(tracking_uri: str, task: str, sweep: str, parent_run_id: str) -> Any:
-    """A Ray Tune callback that refreshes the sweep's answer as trials finish (artifacts
-    at most every ARTIFACTS_EVERY_S) and at the end of the round. A failure to write it is
-    logged and never stops the sweep."""
+    """A Ray Tune callback that refreshes the sweep's answer as trials finish (descriptions
+    at most every REFRESH_EVERY_S, artifacts at most every ARTIFACTS_EVERY_S) and at the end
+    of the round, in a thread of its own (`Refresher`; `settle` waits for it). A failure to
+    write it is logged and never stops the sweep."""
     from ray.tune import Callback
 
     class Summary(Callback):
@@ -214,17 +297,11 @@ def summary_callback(tracking_uri: str, task: str, sweep: str, parent_run_id: st
             self, iteration: int, trials: list[Any], trial: Any, **_: Any
         ) -> None:
             due = time.monotonic() - self.last_artifacts_s >= ARTIFACTS_EVERY_S
-            self._refresh(artifacts=due)
+            if due:
+                self.last_artifacts_s = time.monotonic()
+            _refresher(tracking_uri, task, sweep, parent_run_id).request(artifacts=due)
 
         def on_experiment_end(self, trials: list[Any], **_: Any) -> None:
-            self._refresh(artifacts=True)
-
-        def _refresh(self, artifacts: bool) -> None:
-            try:
-                refresh(Tracker(tracking_uri), task, sweep, parent_run_id, artifacts)
-            except Exception:
-                logger.warning("could not update the sweep's description in MLflow", exc_info=True)
-            if artifacts:
-                self.last_artifacts_s = time.monotonic()
+            _refresher(tracking_uri, task, sweep, parent_run_id).finish()
 
     return Summary()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from sweep.config import artifact_root
+from sweep.config import artifact_root, store_path
 
 logger = logging.getLogger(__name__)
 # MLflow logs every schema migration of a new SQLite store at INFO; keep the console clean.
@@ -150,12 +151,70 @@ def run_name(task: str, budget_usd: float, fraction: float, seeds: Iterable[int]
     return f"{task}/B={budget_usd:g}/f={fraction:.2f}/{seed_part}"
 
 
+def seed_new_store(tracking_uri: str) -> None:
+    """A new SQLite store starts as a copy of an empty one MLflow migrated earlier (one per
+    MLflow version, in the user's cache): its ~50 schema migrations take seconds. MLflow then
+    adds its default experiment, as to any empty store. Any failure leaves it to MLflow."""
+    import shutil
+    import sqlite3
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    path = store_path(tracking_uri)
+    if path is None or path.exists() or ":memory:" in str(path):
+        return
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "distill-or-annotate"
+    template = cache / f"mlflow-{mlflow.__version__}-empty.db"
+    try:
+        if not template.exists():
+            cache.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=cache) as tmp:
+                fresh = Path(tmp) / "empty.db"
+                MlflowClient(f"sqlite:///{fresh}")._tracking_client.store.engine.dispose()
+                db = sqlite3.connect(fresh)
+                db.execute("DELETE FROM experiment_tags")
+                db.execute("DELETE FROM experiments")
+                db.commit()
+                db.close()
+                os.replace(fresh, template)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.new")
+        shutil.copyfile(template, partial)
+        try:
+            os.link(partial, path)  # never over a store another process created meanwhile
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    except (OSError, sqlite3.Error):
+        logger.debug("no template for a new MLflow store", exc_info=True)
+
+
+_PER_PROCESS: dict[str, Tracker] = {}
+
+
+def tracker_for(tracking_uri: str) -> Tracker:
+    """This process's Tracker of `tracking_uri`: a Ray worker sets its MLflow client (and
+    its store's connection pool) up once, not once per trial."""
+    found = _PER_PROCESS.get(tracking_uri)
+    if found is None:
+        found = _PER_PROCESS[tracking_uri] = Tracker(tracking_uri)
+    return found
+
+
 class Tracker:
     """Thin, retrying wrapper over MlflowClient for one tracking URI."""
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
+        seed_new_store(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
+        if tracking_uri.startswith("sqlite:"):
+            from sweep.stores import fast_sqlite
+
+            fast_sqlite(self.client._tracking_client.store.engine)
 
     def experiment_id(self, task: str) -> str:
         """The task's experiment, created (or, made by an older version, brought up to
@@ -259,12 +318,20 @@ class Tracker:
         params: Mapping[str, str] | None = None,
         tags: Mapping[str, Any] | None = None,
         step: int = 0,
+        steps: Mapping[str, Mapping[int, float]] | None = None,
     ) -> None:
+        """One write (per MLflow batch limit) of metrics at `step`, metric histories
+        (`steps`: name -> step -> value), params and tags."""
         now = int(time.time() * 1000)
         metric_rows = [
             Metric(k, float(v), now, step)
             for k, v in (metrics or {}).items()
             if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        metric_rows += [
+            Metric(k, float(v), now, i)
+            for k, series in (steps or {}).items()
+            for i, v in series.items()
         ]
         param_rows = [Param(k, v) for k, v in (params or {}).items()]
         tag_rows = [RunTag(k, str(v)) for k, v in (tags or {}).items()]

@@ -66,14 +66,14 @@ def make_trainable(
             TAG_SEED_LABELS,
             TAG_SWEEP,
             TAG_TRIAL_NUMBER,
-            Tracker,
             run_name,
+            tracker_for,
         )
 
         sampled = {k: config[k] for k in SAMPLED if k in config}
         seeds = list(range(cfg.seeds))
         first = point_fields(cfg, config, seeds[0])
-        tracker = Tracker(cfg.tracking)
+        tracker = tracker_for(cfg.tracking)
         context = ray.get_runtime_context()
         name = run_name(cfg.task, first["budget_usd"], first["compute_fraction"], seeds)
         if cfg.is_grid:
@@ -97,6 +97,7 @@ def make_trainable(
                 "ray.gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
             },
         )
+        pending: dict[str, dict[int, float]] = {}  # the last seed's score, logged with the result
         try:
             results = []
             for seed in seeds:
@@ -104,15 +105,21 @@ def make_trainable(
                 # Two objectives cannot be judged on a partial score: no intermediate reports.
                 progress = None if cfg.multi_objective else _intermediate
                 result = objective(trial_config(fields, cfg.preset), progress)
-                tracker.log(run_id, metrics={"seed_score": result.score}, step=seed)
+                if seed == seeds[-1]:
+                    pending = {"seed_score": {seed: result.score}}
+                else:
+                    tracker.log(run_id, metrics={"seed_score": result.score}, step=seed)
                 results.append(result)
             summary = combine_seeds(results)
-            check_study_metric(cfg, str(summary["metric"]), tracker)
+            check_study_metric(cfg, str(summary["metric"]), tracker, parent_run_id)
             numeric = {k: v for k, v in summary.items() if isinstance(v, int | float)}
             text = {k: v for k, v in summary.items() if isinstance(v, str)}
-            tracker.log(run_id, metrics=numeric, tags=text)
+            tracker.log(run_id, metrics=numeric, tags=text, steps=pending)
+            pending = {}
             tracker.end(run_id)
         except BaseException as exc:
+            if pending:
+                tracker.log(run_id, steps=pending)
             tracker.fail(run_id, f"{type(exc).__name__}: {exc}")
             raise
         tune.report({**summary, "stage": "final", "mlflow_run_id": run_id})

@@ -25,6 +25,13 @@ from search_spaces import get_space
 from search_spaces.spaces import FIRST_SHARES, PAPER_FRACTIONS
 from sweep.config import SweepConfig, check_writable, store_path
 from sweep.progress import last_line, sweep_progress
+from sweep.raystart import (
+    RayStart,
+    check_cluster_fits,
+    restore_sigterm,
+    sigterm_as_interrupt,
+    trial_resources,
+)
 from sweep.stores import (
     MIXED_METRICS,
     objectives_of,
@@ -36,8 +43,6 @@ from sweep.stores import (
 from sweep.trainable import Objective, base_fields, make_trainable
 
 logger = logging.getLogger(__name__)
-
-RAY_TMP = "/tmp/doa-ray"  # short: Ray's unix sockets break on paths over ~107 bytes
 
 
 # --- validation before anything is written ---------------------------------------------
@@ -214,52 +219,6 @@ def _quiet() -> None:
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 
 
-def _init_ray(address: str | None) -> bool:
-    """Join `address`, or start an embedded Ray; True when this driver started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    common: dict[str, Any] = {
-        "include_dashboard": False,
-        "log_to_driver": False,
-        "logging_level": logging.ERROR,
-        "configure_logging": True,
-    }
-    if address:
-        ray.init(address=address, **common)
-    else:
-        ray.init(num_cpus=os.cpu_count() or 1, _temp_dir=RAY_TMP, **common)
-    return True
-
-
-def _resources(cfg: SweepConfig) -> Any:
-    from ray.tune import PlacementGroupFactory
-
-    from cluster import ClusterProfile, resources_for
-
-    profile = ClusterProfile(
-        cfg.cpus_per_trial,
-        cfg.teacher_gpus,
-        cfg.student_gpus,
-        cfg.teacher_node_resource,
-        cfg.student_node_resource,
-    )
-    return profile, lambda config: PlacementGroupFactory(
-        [resources_for(config, profile).as_ray_dict()]
-    )
-
-
-def _check_cluster_fits(profile: Any) -> None:
-    import ray
-
-    from cluster import check_feasible, resources_for
-
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
-    for kind, fraction in (("a distillation trial", 1.0), ("an annotation-only trial", 0.0)):
-        check_feasible(resources_for({"compute_fraction": fraction}, profile), nodes, kind)
-
-
 def _ray_trial_id(result: Any) -> str:
     """A result's Ray trial id: reported with its metrics, or in its folder's name
     (`trainable_<id>_<n>_...`) when the worker died before reporting anything."""
@@ -268,27 +227,6 @@ def _ray_trial_id(result: Any) -> str:
         return str(reported)
     parts = Path(str(result.path)).name.split("_")
     return parts[1] if len(parts) > 1 else ""
-
-
-def _sigterm_as_interrupt() -> Any:
-    """Treat SIGTERM like Ctrl-C while the sweep runs (main thread only)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, interrupt)
-
-
-def _restore_sigterm(previous: Any) -> None:
-    import signal
-
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # --- the driver's phases ------------------------------------------------------------------
@@ -403,19 +341,19 @@ def _close_failed_runs(session: _Session, results: list[Any]) -> None:
     )
 
 
-def _run_rounds(session: _Session, objective: Objective) -> None:
+def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) -> None:
     """Tune rounds until the trials are finished, replacing failed ones within an
     allowance; Ctrl-C or SIGTERM leaves nothing RUNNING."""
     from ray import tune
 
-    from cluster import ray_address
+    from sweep.summary import settle
 
     cfg = session.cfg
-    started_ray = _init_ray(ray_address(cfg.address))
-    previous_sigterm = _sigterm_as_interrupt()
+    previous_sigterm = sigterm_as_interrupt()
     try:
-        profile, resources = _resources(cfg)
-        _check_cluster_fits(profile)
+        ray_start.wait()
+        profile, resources = trial_resources(cfg)
+        check_cluster_fits(profile)
         trainable = tune.with_resources(
             make_trainable(cfg, objective, session.experiment_id, session.parent), resources
         )
@@ -444,11 +382,9 @@ def _run_rounds(session: _Session, objective: Objective) -> None:
             f"`sweep run --name {cfg.name} --resume`"
         ) from None
     finally:
-        _restore_sigterm(previous_sigterm)
-        if started_ray:
-            import ray
-
-            ray.shutdown()
+        restore_sigterm(previous_sigterm)
+        ray_start.end()  # beside the round's last summary refresh, which `settle` awaits
+        settle(session.parent)
 
 
 def _summarise(session: _Session) -> SweepSummary:
@@ -507,6 +443,13 @@ def run_sweep(
             "to continue it, or choose another --name."
         )
     _quiet()
-    session = _open(cfg, resume, out or sys.stdout)
-    _run_rounds(session, objective or objective_for(cfg))
+    from cluster import ray_address
+
+    ray_start = RayStart(ray_address(cfg.address))
+    try:
+        session = _open(cfg, resume, out or sys.stdout)
+    except BaseException:
+        ray_start.end()
+        raise
+    _run_rounds(session, objective or objective_for(cfg), ray_start)
     return _summarise(session)

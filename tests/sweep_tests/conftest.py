@@ -20,7 +20,8 @@ from sweep.config import SweepConfig  # noqa: E402
 def ray_session() -> Iterator[None]:
     import ray
 
-    from sweep.tuner import RAY_TMP, _quiet
+    from sweep.raystart import RAY_TMP
+    from sweep.tuner import _quiet
 
     _quiet()
     ray.init(

@@ -221,3 +221,23 @@ def test_a_browser_is_opened_only_where_a_display_is_at_hand(
     assert not ui.display_at_hand()  # webbrowser would start lynx in the server's terminal
     monkeypatch.setenv("DISPLAY", ":0")
     assert ui.display_at_hand()
+
+
+def test_a_new_store_is_a_copy_of_a_migrated_empty_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schema migrations run once per MLflow version; each store still gets its own
+    default experiment, and SQLite stores commit in WAL mode."""
+    import sqlite3
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = Tracker(f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}")
+    assert list((tmp_path / "cache" / "distill-or-annotate").glob("mlflow-*-empty.db"))
+    second = Tracker(f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}")
+    for tracker, folder in ((first, "a"), (second, "b")):
+        assert [e.name for e in tracker.client.search_experiments()] == ["Default"]
+        parent = tracker.start_sweep_run("fever", "s", {"x": 1})
+        assert tracker.find_sweep_run("fever", "s") == parent
+        db = sqlite3.connect(tmp_path / folder / "mlflow.db")
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        db.close()
