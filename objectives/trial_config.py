@@ -231,7 +231,21 @@ def trial_config(values: Mapping[str, Any], preset: str = "paper") -> TrialConfi
         raise ValueError(
             f"Unknown trial field {unknown[0]!r}; valid fields: {', '.join(sorted(names))}."
         )
-    return TrialConfig(**{**PRESETS[preset], **values})
+    return TrialConfig(**{**PRESETS[preset], **_task_recipe(values, preset), **values})
+
+
+def _task_recipe(values: Mapping[str, Any], preset: str) -> Mapping[str, Any]:
+    """The task's own values for `preset` (`TaskSpec.recipes`); none for a task not found
+    here (TrialConfig names that error itself)."""
+    try:
+        if values.get("task_file"):
+            own = load_task_file(values["task_file"])
+            spec = get_task(str(values["task"]), {own.name: own})
+        else:
+            spec = get_task(str(values.get("task")))
+    except (ValueError, OSError):
+        return {}
+    return spec.recipes.get(preset, {})
 
 
 def format_result(r: Mapping[str, Any]) -> str:

@@ -237,3 +237,15 @@ def test_listing_the_tasks_never_downloads(
         "hf:google-research-datasets/nq_open (downloaded by the first trial)"
         in capsys.readouterr().out
     )
+
+
+def test_a_task_recipe_replaces_the_presets_values_but_never_the_users() -> None:
+    from objectives.trial_config import trial_config
+
+    base = {"budget_usd": 1.0, "n_seed_labels": 0, "compute_fraction": 0.0}
+    for task in ("fever", "multipit_id", "stanceosaurus"):
+        assert trial_config({**base, "task": task}, "cpu-small").teacher_lr == 1e-4
+        assert trial_config({**base, "task": task}, "paper").teacher_lr == 3e-5
+    assert trial_config({**base, "task": "bbc_news"}, "cpu-small").teacher_lr == 6e-4
+    given = trial_config({**base, "task": "fever", "teacher_lr": 2e-3}, "cpu-small")
+    assert given.teacher_lr == 2e-3
