@@ -43,6 +43,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             "source": "not found",
             "rows": {},
             "description": spec.description,
+            "learns_offline": spec.offline,
         }
         try:
             entry["source"] = data_source(spec, args.data_dir)
@@ -60,17 +61,17 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             json.dumps({"usd_per_device_hour": book.usd_per_device_hour, "tasks": rows}, indent=2)
         )
         return 0
-    header = ("task", "type", "metric", "$/label", "rows train/dev/test", "data source")
+    header = ("task", "metric", "$/label", "rows train/dev/test", "data source", "learns offline")
     table = [
         (
             r["name"],
-            r["type"],
             r["metric"],
             f"{r['usd_per_label']:.3f}",
             "/".join(str(r["rows"].get(s, 0)) for s in ("train", "dev", "test"))
             if r["rows"]
             else "-",
             r["source"],
+            r["learns_offline"],
         )
         for r in rows
     ]
