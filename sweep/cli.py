@@ -186,6 +186,19 @@ def _plan_runner(args: argparse.Namespace) -> Any:
     return run
 
 
+def _pool_cap(args: argparse.Namespace) -> int | None:
+    """The most unlabelled examples a trial may use: --max-unlabelled, else the recipe's."""
+    if args.max_unlabelled is not None or (args.objective or "real") != "real":
+        return args.max_unlabelled  # type: ignore[no-any-return]
+    import io
+
+    from objectives.trial_config import PRESETS
+
+    # The sweeps print the recipe's notice themselves.
+    cap = PRESETS[choose_preset(args.preset, io.StringIO())].get("max_unlabelled")
+    return int(cap) if cap is not None else None
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from objectives.budget import PAPER_COST_MODELS
     from sweep import plan
@@ -208,7 +221,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         cost=(spec.cost_model or PAPER_COST_MODELS.get(args.task))
         if args.meter == "paper"
         else None,
-        pool_cap=args.max_unlabelled,
+        pool_cap=_pool_cap(args),
     )
     root = args.root or config.DEFAULT_ROOT
     uri = args.tracking_uri or config.default_tracking(root)

@@ -98,8 +98,9 @@ class Plan:
         return self.rounds[-1].recommendation if self.rounds else None
 
 
-# Runs pilots; the float is the most compute dollars any one of them may spend (its grid
-# allowance), so that the plan's total stays within its cap even where prices were guessed.
+# Runs pilots; the float is the most teacher and distillation dollars any one of them may
+# spend (its grid allowance), so that those stay within the cap even where prices were
+# guessed. A pilot's own student training is not capped by it.
 Runner = Callable[[Sequence[Pilot], float], Sequence[TrialRow]]
 
 
