@@ -200,7 +200,6 @@ def _pool_cap(args: argparse.Namespace) -> int | None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from objectives.budget import PAPER_COST_MODELS
     from sweep import plan
     from sweep.results import finished_trials
     from sweep.tracking import Tracker
@@ -210,17 +209,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not args.budget > 0:
         raise ValueError(f"`budget_usd > 0` must hold, but got --budget {args.budget!r}.")
     max_spend = args.max_spend if args.max_spend is not None else 0.1 * args.budget
-    spec = get_task(args.task)
-    prices = dict(p.split("=", 1) for p in args.price)
+    extra = config.user_tasks(args.task_file)
+    spec = get_task(args.task, extra)
+    file_prices = config.read_config_file(args.config).get("prices")
+    book = config.price_book(file_prices, args.price, args.usd_per_device_hour, None, extra)
     settings = plan.PlanSettings(
         task=args.task,
         budget_usd=args.budget,
         seed_labels=args.seed_labels or 0,
-        usd_per_label=float(prices.get(args.task, spec.usd_per_label)),
+        usd_per_label=book.label_price(args.task),
         max_spend_usd=max_spend,
-        cost=(spec.cost_model or PAPER_COST_MODELS.get(args.task))
-        if args.meter == "paper"
-        else None,
+        cost=spec.cost_model if args.meter == "paper" else None,  # else fitted to pilots
         pool_cap=_pool_cap(args),
     )
     root = args.root or config.DEFAULT_ROOT
