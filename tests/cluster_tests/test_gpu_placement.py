@@ -92,6 +92,8 @@ def test_distillation_trials_hold_whole_gpus_and_annotation_trials_share_one(
         tmp_path,
         name="gpus",
         n_seed_labels=0,
+        budget_usd=0.0,  # a grid has no sweep-wide budget; each point's compute is capped
+        compute_allowance_usd=300.0,
         grid_labels=[100, 200, 300],
         grid_unlabelled=[0, 1000],  # 0: annotation only; 1000: distillation
         n_trials=6,
