@@ -268,7 +268,7 @@ def format_plan(p: Plan) -> str:
     lines = [f"plan for {s.task} at B=${s.budget_usd:g} with {s.seed_labels} seed labels"]
     if p.reused:
         lines.append(f"  started from {p.reused} finished trials of the task in the store")
-    for n, r in enumerate(p.rounds, start=1):
+    for n, r in enumerate((r for r in p.rounds if r.pilots), start=1):
         points = ", ".join(f"L={x.n_labels} U={x.n_unlabelled}" for x in r.pilots)
         lines.append(f"  round {n}: {len(r.pilots)} pilots ({points}); spent ${r.spent_usd:.2f}")
     rec = p.recommendation
@@ -282,6 +282,11 @@ def format_plan(p: Plan) -> str:
         f"{rec.n_new_labels} new labels, {rec.n_unlabelled} unlabelled examples distilled",
         f"predicted score {rec.score:.4f} {_interval_text(*rec.score_interval, 4)}"
         + ("" if rec.inside else f"; extrapolated ({rec.why_outside})"),
+        *(
+            []
+            if rec.fraction_interval[0] <= rec.compute_fraction <= rec.fraction_interval[1]
+            else ["unstable: the fit's best share lies outside its own bootstrap interval"]
+        ),
         f"spent deciding: ${p.spent_usd:.2f} of compute ({100 * p.spent_usd / s.budget_usd:.1f} % "
         f"of the budget; cap ${s.max_spend_usd:.2f}); stopped: {p.stopped_because}",
     ]
