@@ -198,20 +198,25 @@ def test_hub_datasets_are_mapped_to_the_task_columns(
     assert data.origin == "hf:stanfordnlp/sst2"
 
 
+def _hub_online_with(monkeypatch: pytest.MonkeyPatch, load_dataset: object) -> None:
+    """No offline flag and no local data: the hub path runs, through `load_dataset`."""
+    import datasets
+
+    for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DOA_DATA_DIR"):
+        monkeypatch.delenv(flag, raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+
+
 def test_an_unreachable_hub_is_one_line_naming_the_task_and_what_to_do(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import datasets
-
     from objectives.data import load_task_data
     from objectives.tasks import get_task
 
     def unreachable(*args: object, **kwargs: object) -> None:
         raise ConnectionError("Couldn't reach 'google-research-datasets/nq_open' on the Hub")
 
-    for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DOA_DATA_DIR"):
-        monkeypatch.delenv(flag, raising=False)
-    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    _hub_online_with(monkeypatch, unreachable)
     with pytest.raises(ValueError) as caught:
         load_task_data(get_task("nq"), data_dir=None)
     message = str(caught.value)
@@ -222,16 +227,12 @@ def test_an_unreachable_hub_is_one_line_naming_the_task_and_what_to_do(
 def test_listing_the_tasks_never_downloads(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import datasets
-
     from sweep.cli import main
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("sweep tasks must not download a data set")
 
-    for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DOA_DATA_DIR"):
-        monkeypatch.delenv(flag, raising=False)
-    monkeypatch.setattr(datasets, "load_dataset", forbidden)
+    _hub_online_with(monkeypatch, forbidden)
     assert main(["tasks"]) == 0
     assert (
         "hf:google-research-datasets/nq_open (downloaded by the first trial)"
