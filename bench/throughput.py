@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -156,31 +157,47 @@ def _trainer(
     return cls(model=model, args=args, train_dataset=dataset, data_collator=_collate(pad_id))
 
 
+@dataclass(frozen=True)
+class Side:
+    """One side's family and its encoding of the same examples: ours trims the embedding to
+    the rows these examples use (as every trial does), the Trainer gets the whole model."""
+
+    family: EncoderFamily
+    items: list[Item]
+    pool: list[Item]
+
+
 def encoder_setup(
     task: str, model_name: str, n_examples: int, device: torch.device
-) -> tuple[EncoderFamily, Any, list[Item], list[Item]]:
+) -> tuple[Side, Side, Any]:
+    """(ours, the Trainer's, the initial model)."""
     spec = get_task(task)
     data = load_task_data(spec)
     tokenizer = models.encoder_tokenizer(model_name, [e.source for e in data.train])
-    family = EncoderFamily(spec, tokenizer)
-    train = family.encode(data.train[:n_examples], with_targets=True)
-    pool = family.encode(data.train[n_examples : 2 * n_examples], with_targets=False)
+    examples, pool = data.train[:n_examples], data.train[n_examples : 2 * n_examples]
+    sides = [
+        Side(f, f.encode(examples, with_targets=True), f.encode(pool, with_targets=False))
+        for f in (
+            EncoderFamily(spec, tokenizer, vocabulary=[*examples, *pool]),
+            EncoderFamily(spec, tokenizer),
+        )
+    ]
     torch.manual_seed(SEED)
     model = models.encoder_model(model_name, len(spec.labels), len(tokenizer))
-    return family, model.to(device), train, pool
+    return sides[0], sides[1], model.to(device)
 
 
 def _race(
-    contenders: dict[str, Callable[[], Any]],
+    contenders: dict[str, tuple[Callable[[], Any], Callable[[Any], float]]],
     n_examples: int,
-    loss_of: Callable[[Any], float],
     rounds: int,
 ) -> dict[str, float]:
     """Each contender trains a fresh copy `rounds` times, in turn (a, b, c, a, b, c); its best
-    throughput counts, so that whoever runs first pays for no warm-up."""
+    throughput counts, so that whoever runs first pays for no warm-up. Each is scored by its
+    own loss function (its own encoding of the same examples)."""
     out: dict[str, float] = {}
     for _ in range(rounds):
-        for name, train in contenders.items():
+        for name, (train, loss_of) in contenders.items():
             seconds, model = _timed(train)
             out[name] = max(out.get(name, 0.0), n_examples / seconds)
             out[f"{name} loss"] = loss_of(model)
@@ -198,59 +215,74 @@ def _with_trainer(
 
 
 def bench_fine_tuning(
-    family: EncoderFamily, init: Any, items: list[Item], epochs: int, rounds: int, lr: float
+    ours_side: Side, theirs: Side, init: Any, epochs: int, rounds: int, lr: float
 ) -> dict[str, float]:
     device = next(init.parameters()).device
 
-    def loss_of(model: Any) -> float:
-        return _mean_loss(lambda b: family.loss(model, b, device), items)
+    def loss_of(side: Side) -> Callable[[Any], float]:
+        return lambda model: _mean_loss(lambda b: side.family.loss(model, b, device), side.items)
 
     def ours() -> Any:
-        model = copy.deepcopy(init)
-        fit(model, family, items, epochs=epochs, lr=lr, batch_size=BATCH, seed=SEED, device=device)
+        model = ours_side.family.trim(copy.deepcopy(init))
+        fit(
+            model,
+            ours_side.family,
+            ours_side.items,
+            epochs=epochs,
+            lr=lr,
+            batch_size=BATCH,
+            seed=SEED,
+            device=device,
+        )
         return model
 
-    rows = _Rows(items)
+    rows = _Rows(theirs.items)
+    pad = theirs.family.pad_id
     contenders = {
-        "ours": ours,
-        "Trainer": lambda: _with_trainer(init, rows, family.pad_id, epochs, False, False, lr),
-        "Trainer group_by_length": lambda: _with_trainer(
-            init, rows, family.pad_id, epochs, True, False, lr
+        "ours": (ours, loss_of(ours_side)),
+        "Trainer": (
+            lambda: _with_trainer(init, rows, pad, epochs, False, False, lr),
+            loss_of(theirs),
+        ),
+        "Trainer group_by_length": (
+            lambda: _with_trainer(init, rows, pad, epochs, True, False, lr),
+            loss_of(theirs),
         ),
     }
     return {
-        "initial loss": loss_of(init),
-        **_race(contenders, len(items) * epochs, loss_of, rounds),
+        "initial loss": loss_of(theirs)(init),
+        **_race(contenders, len(theirs.items) * epochs, rounds),
     }
 
 
 def bench_distillation(
-    family: EncoderFamily,
-    init: Any,
-    teacher: Any,
-    pool: list[Item],
-    epochs: int,
-    rounds: int,
-    lr: float,
+    ours_side: Side, theirs: Side, init: Any, teacher: Any, epochs: int, rounds: int, lr: float
 ) -> dict[str, float]:
+    """Soft targets are the teacher's class logits on the pool, the same for both sides."""
     device = next(init.parameters()).device
-    softs = soft_targets(teacher, family, pool, batch_size=64, device=device, meter=None)
-    index = {id(item): k for k, item in enumerate(pool)}
+    softs = soft_targets(
+        teacher, theirs.family, theirs.pool, batch_size=64, device=device, meter=None
+    )
 
-    def loss_of(model: Any) -> float:
-        return _mean_loss(
-            lambda b: family.distill_loss(
-                model, b, [softs[index[id(i)]] for i in b], TEMPERATURE, device
-            ),
-            pool,
-        )
+    def loss_of(side: Side) -> Callable[[Any], float]:
+        index = {id(item): k for k, item in enumerate(side.pool)}
+
+        def loss(model: Any) -> float:
+            return _mean_loss(
+                lambda b: side.family.distill_loss(
+                    model, b, [softs[index[id(i)]] for i in b], TEMPERATURE, device
+                ),
+                side.pool,
+            )
+
+        return loss
 
     def ours() -> Any:
-        model = copy.deepcopy(init)
+        model = ours_side.family.trim(copy.deepcopy(init))
         distill(
             model,
-            family,
-            pool,
+            ours_side.family,
+            ours_side.pool,
             softs,
             epochs=epochs,
             lr=lr,
@@ -262,16 +294,17 @@ def bench_distillation(
         )
         return model
 
-    rows = _Rows(pool, softs)
+    rows = _Rows(theirs.pool, softs)
     contenders = {
-        "ours": ours,
-        "Trainer group_by_length": lambda: _with_trainer(
-            init, rows, family.pad_id, epochs, True, True, lr
+        "ours": (ours, loss_of(ours_side)),
+        "Trainer group_by_length": (
+            lambda: _with_trainer(init, rows, theirs.family.pad_id, epochs, True, True, lr),
+            loss_of(theirs),
         ),
     }
     return {
-        "initial loss": loss_of(init),
-        **_race(contenders, len(pool) * epochs, loss_of, rounds),
+        "initial loss": loss_of(theirs)(init),
+        **_race(contenders, len(theirs.pool) * epochs, rounds),
     }
 
 
@@ -329,21 +362,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if cuda else "cpu")
-    family, init, items, pool = encoder_setup(args.task, args.model, args.examples, device)
+    ours, theirs, init = encoder_setup(args.task, args.model, args.examples, device)
     rounds = 1 if args.tiny else 2
-    tuning = bench_fine_tuning(family, init, items, args.epochs, rounds, args.lr)
+    tuning = bench_fine_tuning(ours, theirs, init, args.epochs, rounds, args.lr)
     teacher = copy.deepcopy(init)
     fit(
         teacher,
-        family,
-        items,
+        theirs.family,
+        theirs.items,
         epochs=args.epochs,
         lr=args.lr,
         batch_size=BATCH,
         seed=SEED,
         device=device,
     )
-    distilling = bench_distillation(family, init, teacher, pool, args.epochs, rounds, args.lr)
+    distilling = bench_distillation(ours, theirs, init, teacher, args.epochs, rounds, args.lr)
     pseudo = bench_pseudo_labels(args.pseudo_examples, device)
     where = torch.cuda.get_device_name() + ", bf16" if cuda else f"{args.threads} threads"
     print(

@@ -80,6 +80,7 @@ class _Trial:
         n_devices = self.cfg.n_devices if name == self.teacher_name else 1
         if self.family.name == "encoder":
             model = models.encoder_model(name, len(self.spec.labels), self.vocab_size, n_devices)
+            model = self.family.trim(model)
         else:
             tok = self.family.tokenizer  # type: ignore[attr-defined]
             model = models.seq2seq_model(
@@ -161,7 +162,7 @@ def _prepare(cfg: TrialConfig, report: Report) -> _Trial:
     cache = StageCache(cfg.cache_dir)
     tokenizer = _tokenizer(spec, data, family_name, cache, teacher)
     family: Family = (
-        EncoderFamily(spec, tokenizer)
+        EncoderFamily(spec, tokenizer, vocabulary=[*data.train, *data.dev, *data.test])
         if family_name == "encoder"
         else Seq2SeqFamily(spec, tokenizer)
     )
@@ -225,6 +226,8 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
             "lr": cfg.teacher_lr,
             "batch_size": cfg.batch_size,
             "lengths": [trial.spec.max_source_tokens, trial.spec.max_target_tokens],
+            # The embedding rows an encoder keeps (every split's tokens): they shape its weights.
+            "vocabulary": getattr(trial.family, "kept_ids", None),
         },
     )
     if not trial.labelled:

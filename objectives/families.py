@@ -81,6 +81,8 @@ class Family(Protocol):
 
     def encode(self, examples: Sequence[Example], with_targets: bool) -> list[Item]: ...
 
+    def trim(self, model: Any) -> Any: ...
+
     def loss(self, model: Any, items: Sequence[Item], device: torch.device) -> torch.Tensor: ...
 
     def distill_loss(
@@ -100,19 +102,60 @@ class Family(Protocol):
 
 
 class EncoderFamily:
+    """Sequence classification. Given `vocabulary` (every example the task will ever encode),
+    the models keep only the embedding rows those examples use, and ids are renumbered to
+    match: a 30K-row embedding of which a task uses a few thousand rows costs a student most
+    of its optimizer step (bench/throughput.py), and the rows no example uses cannot change
+    any output, so the trimmed model computes exactly what the whole one would."""
+
     name = "encoder"
 
-    def __init__(self, task: TaskSpec, tokenizer: Any) -> None:
+    def __init__(
+        self, task: TaskSpec, tokenizer: Any, vocabulary: Sequence[Example] | None = None
+    ) -> None:
         self.task = task
         self.tokenizer = tokenizer
-        self.pad_id = int(tokenizer.pad_token_id)
+        self.kept_ids: tuple[int, ...] | None = None  # the tokenizer's ids the models keep
+        self._renumber: dict[int, int] = {}
+        if vocabulary is not None:
+            used = set(tokenizer.all_special_ids)
+            for row in self._token_ids(vocabulary):
+                used.update(row)
+            self.kept_ids = tuple(sorted(used))
+            self._renumber = {old: new for new, old in enumerate(self.kept_ids)}
+        self.pad_id = self._renumber.get(int(tokenizer.pad_token_id), int(tokenizer.pad_token_id))
 
-    def encode(self, examples: Sequence[Example], with_targets: bool) -> list[Item]:
-        ids = self.tokenizer(
+    def _token_ids(self, examples: Sequence[Example]) -> list[list[int]]:
+        ids: list[list[int]] = self.tokenizer(
             [e.source for e in examples],
             truncation=True,
             max_length=self.task.max_source_tokens,
         )["input_ids"]
+        return ids
+
+    def trim(self, model: Any) -> Any:
+        """The model with only the kept embedding rows (as is without a vocabulary)."""
+        if self.kept_ids is None:
+            return model
+        embedding = model.get_input_embeddings()
+        rows = torch.tensor(self.kept_ids, device=embedding.weight.device)
+        pad = embedding.padding_idx
+        trimmed = torch.nn.Embedding(
+            len(self.kept_ids),
+            embedding.embedding_dim,
+            padding_idx=None if pad is None else self._renumber[pad],
+        ).to(embedding.weight.device, embedding.weight.dtype)
+        with torch.no_grad():
+            trimmed.weight.copy_(embedding.weight.index_select(0, rows))
+        model.set_input_embeddings(trimmed)
+        model.config.vocab_size = len(self.kept_ids)
+        return model
+
+    def encode(self, examples: Sequence[Example], with_targets: bool) -> list[Item]:
+        ids = self._token_ids(examples)
+        if self._renumber:
+            unk = self._renumber[int(self.tokenizer.unk_token_id)]
+            ids = [[self._renumber.get(i, unk) for i in row] for row in ids]
         labels = {name: i for i, name in enumerate(self.task.labels)}
         return [
             Item(list(row), label=labels[e.target] if with_targets else -1)
@@ -161,6 +204,10 @@ class Seq2SeqFamily:
         self.tokenizer = tokenizer
         self.pad_id = int(tokenizer.pad_token_id)
         self.top_k = top_k
+
+    def trim(self, model: Any) -> Any:
+        """As is: a seq2seq model's output layer spans the whole vocabulary."""
+        return model
 
     def encode(self, examples: Sequence[Example], with_targets: bool) -> list[Item]:
         sources = self.tokenizer(

@@ -77,6 +77,9 @@ def combine_seeds(results: Sequence[TrialResult]) -> dict[str, Any]:
         score_high=high,
         n_seeds=len(scores),
     )
+    # The details (each stage's seconds, the dev set's other metrics): means over the seeds.
+    for key in sorted({k for r in results for k in r.details}):
+        out.setdefault(key, statistics.fmean(r.details[key] for r in results if key in r.details))
     return out
 
 

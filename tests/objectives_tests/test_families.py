@@ -174,3 +174,40 @@ def test_items_of_different_lengths_batch_together(encoder: tuple[EncoderFamily,
     batched = family.soft_targets(model, [short, long], CPU)[0].logits
     # Padding is masked: a short item scores the same alone or beside a long one.
     assert torch.allclose(alone, batched, atol=1e-5)
+
+
+def test_a_trimmed_encoder_keeps_only_the_used_rows_and_trains_exactly_as_the_whole_one() -> None:
+    import copy
+
+    from objectives.train import fit
+
+    tokenizer = models.train_wordpiece_tokenizer(TEXTS * 4, vocab_size=120)
+    torch.manual_seed(0)
+    whole = models.encoder_model("bert-offline-student", len(CLASSIFY.labels), len(tokenizer))
+    used = EXAMPLES[:2]
+    plain = EncoderFamily(CLASSIFY, tokenizer)
+    compact = EncoderFamily(CLASSIFY, tokenizer, vocabulary=used)
+    trimmed = compact.trim(copy.deepcopy(whole))
+    assert compact.kept_ids is not None
+    rows = trimmed.get_input_embeddings().weight.shape[0]
+    assert rows == len(compact.kept_ids) < len(tokenizer)
+    assert set(tokenizer.all_special_ids) <= set(compact.kept_ids)
+    # Renumbered ids name the same tokens.
+    for a, b in zip(plain.encode(used, True), compact.encode(used, True), strict=True):
+        assert [compact.kept_ids[i] for i in b.input_ids] == a.input_ids
+        assert a.label == b.label
+    for model, family in ((whole, plain), (trimmed, compact)):
+        fit(
+            model,
+            family,
+            family.encode(used, True),
+            epochs=3,
+            lr=1e-2,
+            batch_size=1,
+            seed=0,
+            device=CPU,
+        )
+    with torch.inference_mode():
+        a = plain._forward(whole, plain.encode(used, False), CPU)
+        b = compact._forward(trimmed, compact.encode(used, False), CPU)
+    assert torch.allclose(a, b, atol=1e-5), (a, b)
