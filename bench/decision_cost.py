@@ -45,8 +45,9 @@ from objectives.standins import ReplayTable, replay_trial
 from objectives.trial_config import TrialConfig, TrialResult
 from search_spaces import get_space
 from search_spaces.spaces import PAPER_FRACTIONS
-from sweep.plan import Pilot, Plan, PlanSettings, Runner, plan
+from sweep.plan import Pilot, Plan, PlanSettings, Runner, plan, plan_spent_usd
 from sweep.results import TrialRow, row_from_result
+from sweep.spend import SpendLedger
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_TABLE = DATA / "fever_synthetic_grid.csv"
@@ -235,9 +236,12 @@ def runner(land: Landscape, reuse: bool) -> Runner:
     trained: set[int] = set()
     done: list[int] = []
 
-    def run(pilots: Sequence[Pilot], allowance_usd: float) -> list[TrialRow]:
+    def run(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> list[TrialRow]:
         rows = []
+        ledger = SpendLedger(cap_usd)  # as `sweep plan`'s sweeps stop at the cap
         for p in pilots:
+            if not ledger.may_start():
+                break
             reused = p.n_labels in trained
             # The allowance caps what the sweep spends; a reused teacher costs it nothing.
             teacher = land.teacher_usd(p.n_labels) if reused else 0.0
@@ -247,6 +251,7 @@ def runner(land: Landscape, reuse: bool) -> Runner:
                 trained.add(p.n_labels)
             done.append(1)
             rows.append(row_from_result(result, f"pilot-{len(done)}", spent))
+            ledger.record(plan_spent_usd(rows[-1]))
             if isinstance(land, Real):
                 print(f"  pilot L={p.n_labels} U={p.n_unlabelled}: score {result.score:.4f}, "
                       f"spent ${spent:.3f}", flush=True)  # fmt: skip

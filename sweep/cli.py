@@ -163,21 +163,27 @@ def _grid_blocks(pilots: Sequence[Any]) -> list[tuple[str, list[int], list[int]]
 
 
 def _plan_runner(args: argparse.Namespace) -> Any:
-    """Runs pilots as `sweep grid` sweeps (Ray Tune, Optuna, MLflow) and reads them back."""
-    from sweep.results import finished_trials
+    """Runs pilots as `sweep grid` sweeps (Ray Tune, Optuna, MLflow) and reads them back;
+    each sweep starts no pilot that could take the round over what is left of the cap."""
+    from sweep.plan import plan_spent_usd
+    from sweep.results import TrialRow, finished_trials
     from sweep.tracking import Tracker
     from sweep.tuner import run_sweep
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rounds = iter(range(1, 1000))
 
-    def run(pilots: Sequence[Any], allowance_usd: float) -> list[Any]:
-        n, rows = next(rounds), []
+    def run(pilots: Sequence[Any], allowance_usd: float, cap_usd: float) -> list[TrialRow]:
+        n, rows = next(rounds), list[TrialRow]()
         for kind, labels, unlabelled in _grid_blocks(pilots):
+            left_usd = cap_usd - sum(plan_spent_usd(r) for r in rows)
+            if left_usd <= 0:
+                break
             ns = argparse.Namespace(**vars(args))
             ns.name = f"{args.task}-plan-{stamp}-r{n}{kind}"
             ns.budget, ns.seed_labels, ns.resume = None, 0, False
             ns.labels, ns.unlabelled, ns.compute_allowance = labels, unlabelled, allowance_usd
+            ns.max_spend = left_usd
             cfg = grid_config(ns)
             summary = run_sweep(cfg)
             rows += finished_trials(Tracker(summary.tracking_uri), cfg.task, cfg.name)

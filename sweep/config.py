@@ -78,6 +78,7 @@ OPTION_TO_FIELD = {
     "seed_labels": "n_seed_labels",
     "trials": "n_trials",
     "compute_allowance": "compute_allowance_usd",
+    "max_spend": "max_spend_usd",
 }
 FIELD_TO_OPTION = {v: k for k, v in OPTION_TO_FIELD.items()}
 TRIAL_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialConfig))
@@ -216,6 +217,7 @@ class SweepConfig:
     budget_range: Sequence[float] = field(default=(), metadata=FIXED)
     warm_start: Sequence[str] = ()  # tasks whose best allocations are tried first
     cache: bool = True  # share teachers and soft labels between trials (see objectives.cache)
+    max_spend_usd: float | None = None  # start no trial that could take the sweep ledger over it
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\'\" "):
@@ -229,6 +231,10 @@ class SweepConfig:
                 raise ValueError(f"`{field_name} >= 1` must hold, but got {field_name}={value!r}.")
         if self.retries < 0:
             raise ValueError(f"`retries >= 0` must hold, but got retries={self.retries!r}.")
+        if self.max_spend_usd is not None and not self.max_spend_usd > 0:
+            raise ValueError(
+                f"`max_spend_usd > 0` must hold, but got max_spend_usd={self.max_spend_usd!r}."
+            )
         if self.sampler not in SAMPLERS:
             raise ValueError(f"Unknown sampler={self.sampler!r}; valid: {', '.join(SAMPLERS)}.")
         if self.objective not in OBJECTIVES:

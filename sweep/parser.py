@@ -106,6 +106,13 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler-seed", type=int)
     parser.add_argument("--concurrency", type=int, help="trials at once (1)")
     parser.add_argument("--retries", type=int, help="retries of a failed trial (0)")
+    parser.add_argument(
+        "--max-spend",
+        type=float,
+        metavar="USD",
+        help="start no trial that could take the real compute spent (sweep ledger) over USD; "
+        "`sweep plan`: all pilots together (default 10 %% of --budget)",
+    )
     parser.add_argument("--asha", action="store_true", default=None, help="stop bad trials early")
     parser.add_argument(
         "--objective",
@@ -227,12 +234,6 @@ def _add_work_commands(sub: Any) -> None:
     )
     _add_trial_options(plan, sweep=True)
     _add_sweep_options(plan)
-    plan.add_argument(
-        "--max-spend",
-        type=float,
-        metavar="USD",
-        help="most compute dollars the pilots may spend (default 10 %% of --budget)",
-    )
     plan.add_argument(
         "--fresh", action="store_true", help="ignore the task's finished trials in the store"
     )

@@ -28,6 +28,7 @@ import numpy as np
 from objectives.budget import CostModel
 from sweep import frontier
 from sweep.results import TrialRow
+from sweep.spend import trial_spent_usd
 
 FIRST_ROUND_SHARE = 0.6  # of the spending cap: the rest refines where the interval is widest
 ANNOTATION_PILOTS = 4
@@ -101,7 +102,9 @@ class Plan:
 # Runs pilots; the float is the most teacher and distillation dollars any one of them may
 # spend (its grid allowance), so that those stay within the cap even where prices were
 # guessed. A pilot's own student training is not capped by it.
-Runner = Callable[[Sequence[Pilot], float], Sequence[TrialRow]]
+# run(pilots, each distillation pilot's compute allowance, what is left of the cap): the
+# runner starts no pilot that could take its spending over the last.
+Runner = Callable[[Sequence[Pilot], float, float], Sequence[TrialRow]]
 
 
 # --- designing pilots ----------------------------------------------------------------------
@@ -210,10 +213,12 @@ def _prices(s: PlanSettings, model: frontier.LearningCurve | None) -> CostModel 
     return CostModel(c.teacher_usd, c.usd_per_labelled * 1000, c.usd_per_unlabelled * 1000)
 
 
-def _spent(row: TrialRow) -> float:
+def plan_spent_usd(row: TrialRow) -> float:
     """The sweep ledger; a stand-in objective spends nothing real, so its pilots are charged
-    what the allocation's compute would cost."""
-    return row.sweep_spent_usd if row.sweep_spent_usd > 0 else row.compute_spent_usd
+    what the allocation's compute would cost (as a sweep's `--max-spend` counts them)."""
+    return trial_spent_usd(
+        {"sweep_spent_usd": row.sweep_spent_usd, "compute_spent_usd": row.compute_spent_usd}
+    )
 
 
 def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
@@ -238,8 +243,8 @@ def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
             rounds.append(Round((), spent, rec))
     while pilots:
         distilling = sum(1 for p in pilots if p.n_unlabelled) or 1
-        new = run(pilots, (s.max_spend_usd - spent) / distilling)
-        spent += sum(_spent(r) for r in new)
+        new = run(pilots, (s.max_spend_usd - spent) / distilling, s.max_spend_usd - spent)
+        spent += sum(plan_spent_usd(r) for r in new)
         rows += new
         model, rec, why = _fit(s, rows)
         rounds.append(Round(tuple(pilots), spent, rec, why))

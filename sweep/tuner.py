@@ -32,6 +32,7 @@ from sweep.raystart import (
     sigterm_as_interrupt,
     trial_resources,
 )
+from sweep.spend import SpendLedger, capped, trial_spent_usd
 from sweep.stores import (
     MIXED_METRICS,
     objectives_of,
@@ -198,6 +199,7 @@ class SweepSummary:
     parent_run_id: str
     tracking_uri: str
     failures: tuple[str, ...] = ()  # each failed trial's reason: exception type and message
+    stopped: str = ""  # why the sweep ended before its trials were done (the spending cap)
 
 
 def _quiet() -> None:
@@ -243,6 +245,7 @@ class _Session:
     study: Any
     complete: int
     out: TextIO
+    ledger: SpendLedger
     failed: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -276,7 +279,10 @@ def _open(cfg: SweepConfig, resume: bool, out: TextIO) -> _Session:
             f"{killed} interrupted runs closed",
             file=out,
         )
-    return _Session(cfg, tracker, experiment_id, parent, study, complete, out)
+    ledger = SpendLedger(cfg.max_spend_usd)
+    for run in tracker.trial_runs(task=cfg.task, sweep=cfg.name) if resume else []:
+        ledger.record(trial_spent_usd(run.data.metrics))
+    return _Session(cfg, tracker, experiment_id, parent, study, complete, out, ledger)
 
 
 def _tuner(session: _Session, trainable: Any) -> Any:
@@ -301,7 +307,9 @@ def _tuner(session: _Session, trainable: Any) -> Any:
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=cfg.concurrency),
+            search_alg=ConcurrencyLimiter(
+                capped(searcher, session.ledger), max_concurrent=cfg.concurrency
+            ),
             num_samples=cfg.n_trials - session.complete,
             metric="score",
             mode="max",
@@ -372,6 +380,9 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
             session.study, session.complete = study_state(cfg)
             if any(MIXED_METRICS in reason for reason in session.failures):
                 break  # every later trial would be scored with the other metric too
+            if session.ledger.stopped:
+                print(f"sweep {cfg.name}: {session.ledger.describe()}", file=session.out)
+                break
     except KeyboardInterrupt:
         # In-flight runs are closed as KILLED, and their Optuna trials failed (or completed,
         # where the result had already been logged).
@@ -394,7 +405,15 @@ def _summarise(session: _Session) -> SweepSummary:
     cfg, study, tracker, parent = session.cfg, session.study, session.tracker, session.parent
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     best = max(finished, key=lambda t: t.values[0]) if finished else None
-    tracker.log(parent, metrics={"n_finished": session.complete, "n_failed": session.failed})
+    tracker.log(
+        parent,
+        metrics={
+            "n_finished": session.complete,
+            "n_failed": session.failed,
+            "sweep_spent_usd": session.ledger.spent_usd,
+        },
+        tags={"stopped": session.ledger.describe()} if session.ledger.stopped else None,
+    )
     if best is not None:
         # Tags, not params: a resumed sweep may find a better trial, and params are immutable.
         tracker.log(
@@ -416,6 +435,7 @@ def _summarise(session: _Session) -> SweepSummary:
         parent,
         cfg.tracking,
         tuple(session.failures),
+        session.ledger.describe() if session.ledger.stopped else "",
     )
 
 

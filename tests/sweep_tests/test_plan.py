@@ -46,7 +46,9 @@ class SyntheticRunner:
         self.pilots: list[Pilot] = []
         self.trained: set[int] = set()
 
-    def __call__(self, pilots: Sequence[Pilot], allowance_usd: float = math.inf) -> list[TrialRow]:
+    def __call__(
+        self, pilots: Sequence[Pilot], allowance_usd: float = math.inf, cap_usd: float = math.inf
+    ) -> list[TrialRow]:
         rows = []
         for p in pilots:
             reused = p.n_labels in self.trained

@@ -1,0 +1,60 @@
+"""A sweep's spending cap (`--max-spend`): the rule, and a real sweep that stops at it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sweep.results import finished_trials
+from sweep.spend import SpendLedger, trial_spent_usd
+from sweep.tracking import Tracker
+from sweep.tuner import run_sweep
+from tests.sweep_tests.conftest import synthetic_config
+
+
+def test_the_first_trial_always_starts_and_later_ones_only_within_the_cap() -> None:
+    ledger = SpendLedger(cap_usd=10.0)
+    assert ledger.may_start()  # nothing to go by yet
+    ledger.record(0.0)  # annotation only on a stand-in: no compute
+    assert ledger.may_start()
+    ledger.record(4.0)
+    assert ledger.may_start()  # 4 + 4 <= 10
+    ledger.running = 1
+    assert not ledger.may_start()  # 4 + 2 x 4 > 10: the running trial may cost 4 too
+    ledger.running = 0
+    ledger.record(3.0)
+    assert not ledger.may_start()  # 7 + 4 > 10
+    assert "$7.00 spent of $10.00" in ledger.describe()
+    assert SpendLedger(cap_usd=None, spent_usd=1e9, largest_usd=1.0).may_start()
+
+
+def test_real_spending_counts_and_stand_ins_count_their_allocation() -> None:
+    assert trial_spent_usd({"sweep_spent_usd": 0.5, "compute_spent_usd": 9.0}) == 0.5
+    assert trial_spent_usd({"sweep_spent_usd": 0.0, "compute_spent_usd": 9.0}) == 9.0
+    assert trial_spent_usd({}) == 0.0
+
+
+def test_a_negative_cap_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_spend_usd > 0"):
+        synthetic_config(tmp_path, max_spend_usd=-1.0)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_sweep_starts_no_trial_that_could_pass_its_cap(tmp_path: Path) -> None:
+    # The stand-in's first points: f = 0 ($0 of compute), f = 1 ($85.29), f = 0.5 ($90.27).
+    # After f = 1, a third trial could cost another $85.29: 170.58 > 150, so none starts.
+    cfg = synthetic_config(tmp_path, n_trials=5, max_spend_usd=150.0)
+    summary = run_sweep(cfg)
+    rows = finished_trials(Tracker(cfg.tracking), cfg.task, cfg.name)
+    assert summary.n_finished == len(rows) == 2
+    assert sorted(r.compute_fraction for r in rows) == [0.0, 1.0]
+    assert "stopped at the spending cap: $85.29 spent of $150.00" in summary.stopped
+    parent = Tracker(cfg.tracking).find_sweep_run(cfg.task, cfg.name)
+    run = Tracker(cfg.tracking).client.get_run(parent)
+    assert run.data.metrics["sweep_spent_usd"] == pytest.approx(85.29)
+    assert "spending cap" in run.data.tags["stopped"]
+    # Resumed with a larger cap, it goes on from what it had spent.
+    more = synthetic_config(tmp_path, n_trials=5, max_spend_usd=400.0)
+    summary = run_sweep(more, resume=True)
+    assert summary.n_finished > 2
