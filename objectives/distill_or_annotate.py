@@ -287,15 +287,38 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
         return _TeacherOutcome(model, "finished", cache, key, score)
 
 
-def _soft_cost_flops(trial: _Trial, teacher: Any, student_params: int, item: Item) -> float:
-    """Planned FLOPs per unlabelled example: one teacher pass plus the distillation epochs."""
+def _soft_cost_flops(
+    trial: _Trial, teacher: Any, student_params: int, item: Item
+) -> tuple[float, float]:
+    """Planned FLOPs per unlabelled example: (one teacher pass, one distillation epoch)."""
     cfg = trial.cfg
     target = trial.spec.max_target_tokens if trial.family.name == "seq2seq" else 0
     tokens = len(item.input_ids) + 2 * target
     teacher_flops = step_flops("infer", models.n_parameters(teacher), tokens)
     student_flops = step_flops("train", student_params, len(item.input_ids) + target)
     gold = 1.0 + (1.0 if cfg.gold_weight > 0 else 0.0)
-    return teacher_flops + cfg.distill_epochs * student_flops * gold
+    return teacher_flops, student_flops * gold
+
+
+def _affordable_pool(
+    trial: _Trial, meter: ComputeMeter, per_example: list[float], epoch: list[float]
+) -> int:
+    """The most examples whose soft labels and distillation (at the epochs that pool size
+    gets, `min_distill_steps` included) the remaining money covers, with a 10 % margin for
+    padding; the meter is the hard stop."""
+    teacher, student = sum(per_example) / len(per_example), sum(epoch) / len(epoch)
+
+    def usd(n: int) -> float:
+        flops = n * teacher + trial.cfg.distill_epochs_for(n) * n * student
+        return 1.1 * meter.usd_for_flops(flops)
+
+    # Not monotonic in n where the minimum binds (the same steps over fewer examples cost
+    # about the same): the largest n within the money, by a scan. Less than a batch is not
+    # worth distilling (a handful of examples repeated for the minimum's steps teaches one
+    # class): then nothing is, and the student learns from its gold labels.
+    smallest = min(trial.cfg.batch_size, len(per_example))
+    sizes = range(len(per_example), smallest - 1, -1)
+    return next((n for n in sizes if usd(n) <= meter.remaining_usd), 0)
 
 
 def _soft_labels(
@@ -310,10 +333,10 @@ def _soft_labels(
     if meter.mode == "paper":
         affordable = meter.affordable_unlabelled()  # d U / 1000 dollars for U examples
     else:
-        # Plan with the mean example and a 10 % margin for padding; the meter is the hard stop.
         planned = [_soft_cost_flops(trial, teacher.model, student_params, i) for i in items]
-        mean = sum(planned) / len(planned)
-        affordable = int(meter.remaining_usd / (1.1 * meter.usd_for_flops(mean)))
+        affordable = _affordable_pool(
+            trial, meter, [t for t, _ in planned], [e for _, e in planned]
+        )
     bs = cfg.batch_size
     n = min(len(items), affordable)
     n = n - n % bs if n >= bs else n  # whole windows, so cached prefixes stay exact
@@ -400,12 +423,13 @@ def _train_student(
     """Distil when there are soft targets; otherwise learn from the gold labels alone."""
     cfg = trial.cfg
     if softs:
+        epochs = cfg.distill_epochs_for(len(softs))
         distill(
             student,
             trial.family,
             soft_items,
             softs,
-            epochs=cfg.distill_epochs,
+            epochs=epochs,
             lr=cfg.student_lr,
             batch_size=cfg.batch_size,
             temperature=cfg.temperature,
@@ -414,7 +438,7 @@ def _train_student(
             meter=meter,
             gold=trial.labelled,
             gold_weight=cfg.gold_weight,
-            on_epoch=trial.report_hook("distill", student, cfg.distill_epochs),
+            on_epoch=trial.report_hook("distill", student, epochs),
             on_step=trial.progress("distill"),
         )
     elif trial.labelled:

@@ -156,6 +156,40 @@ def test_soft_label_prefix_is_reused_and_extended(tiny_task: Path, tmp_path: Pat
     assert fresh.score == rich.score  # an extended prefix equals a fresh computation
 
 
+FEVER = {"task": "fever", "budget_usd": 1, "n_seed_labels": 0, "compute_fraction": 0}
+
+
+def test_a_small_pool_distils_for_more_epochs_up_to_the_minimum_steps() -> None:
+    cfg = trial_config(FEVER, "cpu-small")
+    assert (cfg.distill_epochs, cfg.min_distill_steps, cfg.batch_size) == (3, 120, 16)
+    assert cfg.distill_epochs_for(640) == 3  # 40 steps an epoch: the preset's 3 epochs
+    assert cfg.distill_epochs_for(80) == 24  # 5 steps an epoch: 24 epochs make 120 steps
+    assert cfg.distill_epochs_for(0) == 3
+    paper = trial_config(FEVER)
+    assert paper.distill_epochs_for(80) == 50  # the paper's recipe: no minimum
+    with pytest.raises(ValueError, match="min_distill_steps=-1"):
+        trial_config({**FEVER, "min_distill_steps": -1})
+
+
+def test_the_minimum_steps_are_paid_from_the_allocation(tiny_task: Path) -> None:
+    # Priced so that the pool is cut by the money: with a minimum of steps, each example
+    # the pool keeps is distilled more often, so the money affords fewer of them.
+    lean = {"usd_per_device_hour": 200000.0}
+    plain, _ = _run(_config(tiny_task, **lean))
+    steps, reports = _run(_config(tiny_task, min_distill_steps=20, **lean))
+    for r in (plain, steps):
+        _check_money(r)
+    assert 16 <= steps.n_unlabelled < plain.n_unlabelled  # a batch at least, and fewer
+    distilled = [r["epoch"] for r in reports if r.get("stage") == "distill"]
+    assert max(distilled) > 2  # more than the 2 epochs TINY asks for
+    # Dearer still, not even a batch affords the minimum: nothing is distilled, the money
+    # stays unspent, and the student learns from its gold labels.
+    dear, _ = _run(_config(tiny_task, min_distill_steps=20, usd_per_device_hour=280000.0))
+    _check_money(dear)
+    assert dear.teacher_status == "finished" and dear.n_unlabelled == 0
+    assert dear.unspent_usd > 0
+
+
 def test_bad_trial_values_are_named(tiny_task: Path) -> None:
     with pytest.raises(ValueError, match="compute_fraction=1.2"):
         _config(tiny_task, compute_fraction=1.2)
