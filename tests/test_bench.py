@@ -25,6 +25,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         "throughput.py",
         "scaling.py",
         "cost_model.py",
+        "paper_table.py",
     ],
 )
 def test_benchmark_runs_and_prints_its_ratio_last(script: str) -> None:
@@ -39,7 +40,8 @@ def test_benchmark_runs_and_prints_its_ratio_last(script: str) -> None:
     last = run.stdout.strip().splitlines()[-1]
     ratio = re.search(r": (\d+\.\d+)$", last)
     assert ratio is not None, last
-    assert float(ratio.group(1)) > 0
+    # The paper table's figure is the share of cells distillation won: 0 is an outcome.
+    assert float(ratio.group(1)) > 0 or script == "paper_table.py", last
 
 
 @pytest.mark.slow
