@@ -99,11 +99,10 @@ class Plan:
         return self.rounds[-1].recommendation if self.rounds else None
 
 
-# Runs pilots; the float is the most teacher and distillation dollars any one of them may
-# spend (its grid allowance), so that those stay within the cap even where prices were
-# guessed. A pilot's own student training is not capped by it.
-# run(pilots, each distillation pilot's compute allowance, what is left of the cap): the
-# runner starts no pilot that could take its spending over the last.
+# run(pilots, allowance, left): each pilot may spend at most `allowance` on its teacher and
+# distillation (its grid allowance: within the cap even where prices were guessed), and the
+# runner starts no pilot that could take the round's real spending over `left` (what is left
+# of the cap; a pilot's own student training counts there).
 Runner = Callable[[Sequence[Pilot], float, float], Sequence[TrialRow]]
 
 
