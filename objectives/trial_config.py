@@ -86,6 +86,8 @@ class TrialConfig:
         for name in ("teacher_epochs", "student_epochs", "distill_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name} >= 1` must hold, but got {name}={getattr(self, name)}.")
+        if self.n_reports < 0:
+            raise ValueError(f"`n_reports >= 0` must hold, but got n_reports={self.n_reports}.")
         if self.min_distill_steps < 0:
             raise ValueError(
                 f"`min_distill_steps >= 0` must hold, but got min_distill_steps="

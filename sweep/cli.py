@@ -176,14 +176,19 @@ def _plan_runner(args: argparse.Namespace) -> Any:
     def run(pilots: Sequence[Any], allowance_usd: float, cap_usd: float) -> list[TrialRow]:
         n, rows = next(rounds), list[TrialRow]()
         for kind, labels, unlabelled in _grid_blocks(pilots):
-            left_usd = cap_usd - sum(plan_spent_usd(r) for r in rows)
-            if left_usd <= 0:
+            # A new sweep has no costliest trial to go by: the round's own stands in for it.
+            spent = [plan_spent_usd(r) for r in rows]
+            left_usd = cap_usd - sum(spent)
+            if left_usd <= 0 or left_usd < max(spent, default=0.0):
                 break
             ns = argparse.Namespace(**vars(args))
             ns.name = f"{args.task}-plan-{stamp}-r{n}{kind}"
             ns.budget, ns.seed_labels, ns.resume = None, 0, False
             ns.labels, ns.unlabelled, ns.compute_allowance = labels, unlabelled, allowance_usd
             ns.max_spend = left_usd
+            # A pilot is wanted for its final score: the quick dev scores on the way (five by
+            # default, each on up to 200 dev rows) cost an annotation pilot over half its time.
+            ns.n_reports = 0
             cfg = grid_config(ns)
             summary = run_sweep(cfg)
             rows += finished_trials(Tracker(summary.tracking_uri), cfg.task, cfg.name)
