@@ -162,6 +162,7 @@ SWEEP_VALUES: dict[str, list[str]] = {
     "cache": ["--no-cache"],
     "asha": ["--asha"],
     "retries": ["--retries", "2"],
+    "max_spend_usd": ["--max-spend", "5"],
     "concurrency": ["--concurrency", "3"],
     "seeds": ["--seeds", "2"],
     "sampler": ["--sampler", "random"],
