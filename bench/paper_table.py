@@ -78,6 +78,7 @@ def run_cell(root: Path, task: str, seed_labels: int, budget: float, tiny: bool)
             teacher_epochs=1,
             student_epochs=1,
             distill_epochs=1,
+            min_distill_steps=0,
             max_unlabelled=32,
             max_eval_examples=32,
         )
