@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -301,23 +302,22 @@ def _soft_cost_flops(
 
 
 def _affordable_pool(
-    trial: _Trial, meter: ComputeMeter, per_example: list[float], epoch: list[float]
+    trial: _Trial, meter: ComputeMeter, n_items: int, teacher: float, epoch: float
 ) -> int:
-    """The most examples whose soft labels and distillation (at the epochs that pool size
-    gets, `min_distill_steps` included) the remaining money covers, with a 10 % margin for
+    """The most of `n_items` examples whose soft labels (`teacher` FLOPs each) and
+    distillation (`epoch` FLOPs each per epoch, at the epochs that pool size gets,
+    `min_distill_steps` included) the remaining money covers, with a 10 % margin for
     padding; the meter is the hard stop."""
-    teacher, student = sum(per_example) / len(per_example), sum(epoch) / len(epoch)
 
     def usd(n: int) -> float:
-        flops = n * teacher + trial.cfg.distill_epochs_for(n) * n * student
+        flops = n * teacher + trial.cfg.distill_epochs_for(n) * n * epoch
         return 1.1 * meter.usd_for_flops(flops)
 
     # Not monotonic in n where the minimum binds (the same steps over fewer examples cost
     # about the same): the largest n within the money, by a scan. Less than a batch is not
     # worth distilling (a handful of examples repeated for the minimum's steps teaches one
     # class): then nothing is, and the student learns from its gold labels.
-    smallest = min(trial.cfg.batch_size, len(per_example))
-    sizes = range(len(per_example), smallest - 1, -1)
+    sizes = range(n_items, min(trial.cfg.batch_size, n_items) - 1, -1)
     return next((n for n in sizes if usd(n) <= meter.remaining_usd), 0)
 
 
@@ -334,9 +334,8 @@ def _soft_labels(
         affordable = meter.affordable_unlabelled()  # d U / 1000 dollars for U examples
     else:
         planned = [_soft_cost_flops(trial, teacher.model, student_params, i) for i in items]
-        affordable = _affordable_pool(
-            trial, meter, [t for t, _ in planned], [e for _, e in planned]
-        )
+        per_pass, per_epoch = (statistics.fmean(flops) for flops in zip(*planned, strict=True))
+        affordable = _affordable_pool(trial, meter, len(items), per_pass, per_epoch)
     bs = cfg.batch_size
     n = min(len(items), affordable)
     n = n - n % bs if n >= bs else n  # whole windows, so cached prefixes stay exact

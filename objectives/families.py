@@ -117,6 +117,9 @@ class EncoderFamily:
         self.tokenizer = tokenizer
         self.kept_ids: tuple[int, ...] | None = None  # the tokenizer's ids the models keep
         self._renumber: dict[int, int] = {}
+        # Token ids by source text: the vocabulary's pass tokenises every split once, and the
+        # trial's encodes (labelled set, pool, each dev report) reuse it.
+        self._tokenized: dict[str, list[int]] = {}
         if vocabulary is not None:
             used = set(tokenizer.all_special_ids)
             for row in self._token_ids(vocabulary):
@@ -126,12 +129,11 @@ class EncoderFamily:
         self.pad_id = self._renumber.get(int(tokenizer.pad_token_id), int(tokenizer.pad_token_id))
 
     def _token_ids(self, examples: Sequence[Example]) -> list[list[int]]:
-        ids: list[list[int]] = self.tokenizer(
-            [e.source for e in examples],
-            truncation=True,
-            max_length=self.task.max_source_tokens,
-        )["input_ids"]
-        return ids
+        new = list(dict.fromkeys(e.source for e in examples if e.source not in self._tokenized))
+        if new:
+            ids = self.tokenizer(new, truncation=True, max_length=self.task.max_source_tokens)
+            self._tokenized.update(zip(new, ids["input_ids"], strict=True))
+        return [self._tokenized[e.source] for e in examples]
 
     def trim(self, model: Any) -> Any:
         """The model with only the kept embedding rows (as is without a vocabulary)."""
