@@ -108,6 +108,8 @@ class TaskSpec:
                 )
         object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
         object.__setattr__(self, "hf_columns", MappingProxyType(dict(self.hf_columns)))
+        recipes = {k: MappingProxyType(dict(v)) for k, v in self.recipes.items()}
+        object.__setattr__(self, "recipes", MappingProxyType(recipes))
 
     @property
     def prefix(self) -> str:
@@ -148,7 +150,8 @@ BUILTIN_TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             TaskSpec(
                 name="fever",
                 offline="yes: teacher 0.67 at 500 labels, majority 0.52",
-                recipes=PAPER_TASK_RECIPES,
+                # Its weak teachers need a low temperature (search_spaces.TEMPERATURE_RANGE).
+                recipes={"cpu-small": {**PAPER_TASK_RECIPES["cpu-small"], "temperature": 0.25}},
                 kind="classification",
                 metric="accuracy",
                 usd_per_label=PAPER_USD_PER_LABEL["fever"],

@@ -22,7 +22,7 @@ from objectives.budget import Budget, allocate
 from objectives.meter import meter_cost_model
 from objectives.trial_config import trial_config
 from search_spaces import get_space
-from search_spaces.spaces import FIRST_SHARES, PAPER_FRACTIONS
+from search_spaces.spaces import FIRST_SHARES, FIXABLE, PAPER_FRACTIONS
 from sweep.config import SweepConfig, check_writable, store_path
 from sweep.progress import last_line, sweep_progress
 from sweep.raystart import (
@@ -114,18 +114,28 @@ def make_sampler(cfg: SweepConfig, n_existing_trials: int) -> Any:
     # The first shares are enqueued (`first_points`); a few random ones after them do the
     # rest of the start-up (bench/search_efficiency.py: more only delayed the model).
     startup = max(3, min(5, cfg.n_trials // 4))
+    pinned = {k: cfg.trial[k] for k in FIXABLE if k in cfg.trial}
+    if pinned:  # what the user fixed (`--temperature`) is not searched: Optuna's own pinning
+        return optuna.samplers.PartialFixedSampler(
+            pinned, _base_sampler(cfg, seed, startup - n_existing_trials)
+        )
+    return _base_sampler(cfg, seed, startup - n_existing_trials)
+
+
+def _base_sampler(cfg: SweepConfig, seed: int, n_startup_trials: int) -> Any:
+    import optuna
+
+    n_startup_trials = max(0, n_startup_trials)
     if cfg.sampler == "tpe":
         return optuna.samplers.TPESampler(
             seed=seed,
-            n_startup_trials=max(0, startup - n_existing_trials),
+            n_startup_trials=n_startup_trials,
             multivariate=True,
             group=True,  # the space is conditional (temperature only when distilling)
             constant_liar=True,  # concurrent trials do not all ask for the same point
         )
     if cfg.sampler == "gp":
-        return optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=max(0, startup - n_existing_trials)
-        )
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
     if cfg.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.GridSampler({"compute_fraction": list(PAPER_FRACTIONS)}, seed=seed)
@@ -170,10 +180,15 @@ def first_points(cfg: SweepConfig) -> list[dict[str, Any]]:
         fractions += rows
     fractions += FIRST_SHARES[1:]
     out: list[dict[str, Any]] = []
+    # A distilling first point takes the configured temperature (the user's, else the task's
+    # measured recipe, else the preset's): the sampler has nothing better to go by yet.
+    temperature = trial_config(base_fields(cfg, 0.0, 0), cfg.preset).temperature
     if cfg.space_name == "fraction_grid":  # a categorical space takes its own values only
         fractions = [min(PAPER_FRACTIONS, key=lambda g: abs(g - f)) for f in fractions]
     for fraction in list(dict.fromkeys(fractions))[: cfg.n_trials]:
         params: dict[str, Any] = {"compute_fraction": fraction}
+        if fraction > 0 and cfg.space_name == "distill_or_annotate":
+            params["temperature"] = temperature
         if cfg.budget_range:
             params["budget_usd"] = cfg.budget_range[0]
         out.append(params)
