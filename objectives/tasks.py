@@ -150,8 +150,7 @@ BUILTIN_TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             TaskSpec(
                 name="fever",
                 offline="yes: teacher 0.67 at 500 labels, majority 0.52",
-                # Its weak teachers need a low temperature (search_spaces.TEMPERATURE_RANGE).
-                recipes={"cpu-small": {**PAPER_TASK_RECIPES["cpu-small"], "temperature": 0.25}},
+                recipes=PAPER_TASK_RECIPES,
                 kind="classification",
                 metric="accuracy",
                 usd_per_label=PAPER_USD_PER_LABEL["fever"],
