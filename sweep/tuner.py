@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -116,6 +117,8 @@ def make_sampler(cfg: SweepConfig, n_existing_trials: int) -> Any:
     startup = max(3, min(5, cfg.n_trials // 4))
     pinned = {k: cfg.trial[k] for k in FIXABLE if k in cfg.trial}
     if pinned:  # what the user fixed (`--temperature`) is not searched: Optuna's own pinning
+        # A value outside the searched range is the user's choice, not a mistake to repeat.
+        warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
         return optuna.samplers.PartialFixedSampler(
             pinned, _base_sampler(cfg, seed, startup - n_existing_trials)
         )
