@@ -26,8 +26,9 @@ PAPER_FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # help across seeds (bench/README.md, note 9).
 TEMPERATURE_RANGE = (1.0, 8.0)
 
-# Searched parameters a user may fix instead (`--temperature`): the sweep then pins them.
-FIXABLE = ("temperature",)
+# TrialConfig fields a space searches besides the share: a sampled value becomes the trial's
+# field, and one the user set (`--temperature`) is pinned instead of searched.
+SEARCHED_FIELDS = ("temperature",)
 
 
 def distill_or_annotate(trial: TrialLike) -> dict[str, Any]:

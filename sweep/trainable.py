@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from objectives.trial_config import Report, TrialConfig, TrialResult, trial_config
+from search_spaces.spaces import SEARCHED_FIELDS
 from sweep.config import SweepConfig
 from sweep.schema import combine_seeds
 from sweep.stores import check_study_metric
@@ -32,7 +33,7 @@ def base_fields(cfg: SweepConfig, fraction: float, seed: int) -> dict[str, Any]:
 def point_fields(cfg: SweepConfig, config: Mapping[str, Any], seed: int) -> dict[str, Any]:
     """TrialConfig fields of one sampled point: a compute fraction (with a searched budget in
     budget-aware mode) or, in grid mode, a labelled x unlabelled pair."""
-    sampled = {k: config[k] for k in ("temperature",) if k in config}
+    sampled = {k: config[k] for k in SEARCHED_FIELDS if k in config}
     base = trial_config(base_fields(cfg, 0.0, seed), cfg.preset)
     budget = cfg.trial_budget_usd(config, base.prices(base.task_spec()).label_price(cfg.task))
     fields = {**base_fields(cfg, float(config.get("compute_fraction", 0.0)), seed), **sampled}

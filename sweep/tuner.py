@@ -23,7 +23,7 @@ from objectives.budget import Budget, allocate
 from objectives.meter import meter_cost_model
 from objectives.trial_config import trial_config
 from search_spaces import get_space
-from search_spaces.spaces import FIRST_SHARES, FIXABLE, PAPER_FRACTIONS
+from search_spaces.spaces import FIRST_SHARES, PAPER_FRACTIONS, SEARCHED_FIELDS
 from sweep.config import SweepConfig, check_writable, store_path
 from sweep.progress import last_line, sweep_progress
 from sweep.raystart import (
@@ -115,7 +115,7 @@ def make_sampler(cfg: SweepConfig, n_existing_trials: int) -> Any:
     # The first shares are enqueued (`first_points`); a few random ones after them do the
     # rest of the start-up (bench/search_efficiency.py: more only delayed the model).
     startup = max(3, min(5, cfg.n_trials // 4))
-    pinned = {k: cfg.trial[k] for k in FIXABLE if k in cfg.trial}
+    pinned = {k: cfg.trial[k] for k in SEARCHED_FIELDS if k in cfg.trial}
     if pinned:  # what the user fixed (`--temperature`) is not searched: Optuna's own pinning
         # A value outside the searched range is the user's choice, not a mistake to repeat.
         warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
