@@ -74,6 +74,8 @@ def test_a_sweep_that_finished_nothing_fails_and_says_why(
     assert "no trial finished" in captured.err
     assert "RuntimeError: disk on fire at f=0.0" in captured.err
     assert "FAILED: RuntimeError: disk on fire" in captured.out  # the progress line too
+    # One exception type three times and nothing finished: systematic, so no more reruns.
+    assert captured.out.count("FAILED: RuntimeError") == tuner.FAIL_FAST_AFTER
 
 
 def test_without_cuda_the_cpu_recipe_is_the_default(
