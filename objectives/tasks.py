@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ GENERATION_METRICS = ("squad_f1", "exact_match", "entity_f1", "entity_f1_paper",
 METRICS = CLASSIFICATION_METRICS + GENERATION_METRICS
 
 SPLITS = ("train", "dev", "test")
+# A type tag in a generation target ("span [Action] span [Time]", WLP's entities).
+TYPE_TAG = re.compile(r"\[[A-Za-z][\w-]*\]")
 
 
 # The pretrained MiniLM teacher on 500 labels, cpu-small recipe, dev accuracy (2026-11-26):
@@ -29,6 +32,11 @@ SPLITS = ("train", "dev", "test")
 # BBC News keeps 6e-4 (0.76-0.94 on 30-49 labels; 0.68 at 1e-4 on 40).
 PAPER_TASK_RECIPES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {"cpu-small": MappingProxyType({"teacher_lr": 1e-4})}
+)
+# The warm-started 6+6-layer encoder-decoder on 500 WLP labels, entity F1 on 300 dev rows:
+# 0.03 at lr 1e-4 for 10 epochs, 0.29 at 3e-4 for 15 (its new cross-attention needs them).
+WLP_RECIPES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {"cpu-small": MappingProxyType({"teacher_lr": 3e-4, "teacher_epochs": 15})}
 )
 
 
@@ -123,7 +131,8 @@ BUILTIN_TASKS: Mapping[str, TaskSpec] = MappingProxyType(
         for spec in (
             TaskSpec(
                 name="wlp",
-                offline="no: the offline T5s are randomly initialised",
+                offline="yes: warm-started teacher F1 0.29 at 500 labels, copying 0",
+                recipes=WLP_RECIPES,
                 kind="generation",
                 metric="entity_f1",
                 usd_per_label=PAPER_USD_PER_LABEL["wlp"],
@@ -134,7 +143,7 @@ BUILTIN_TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             ),
             TaskSpec(
                 name="stanceosaurus",
-                offline="no: teacher 0.48 at 500 labels, majority 0.51",
+                offline="no: teacher 0.45-0.48 at 500 labels, majority 0.51",
                 recipes=PAPER_TASK_RECIPES,
                 kind="classification",
                 # The paper's figure is micro F1 (= accuracy: its low-label scores are the
@@ -175,7 +184,7 @@ BUILTIN_TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             ),
             TaskSpec(
                 name="multipit_gen",
-                offline="no: the offline T5s are randomly initialised",
+                offline="no: warm-started teacher ignores the input at 500",
                 kind="generation",
                 metric="bert_ibleu",
                 usd_per_label=PAPER_USD_PER_LABEL["multipit_gen"],
@@ -186,7 +195,7 @@ BUILTIN_TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             ),
             TaskSpec(
                 name="nq",
-                offline="no: the offline T5s are randomly initialised",
+                offline="no: closed-book; F1 0.02 at 500 labels, copying 0.03",
                 kind="generation",
                 metric="squad_f1",
                 usd_per_label=PAPER_USD_PER_LABEL["nq"],

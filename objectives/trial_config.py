@@ -58,6 +58,7 @@ class TrialConfig:
     n_labels: int | None = None
     max_eval_examples: int | None = None  # None: score every dev/test row, as the paper did
     n_reports: int = 5
+    score_test: bool = True  # False: the dev score alone (pilots, which decide on dev)
     usd_per_label: float | None = None  # None: the task's own price
     usd_per_device_hour: float = PAPER_USD_PER_DEVICE_HOUR
     charge_student_training: bool = False

@@ -186,9 +186,10 @@ def _plan_runner(args: argparse.Namespace) -> Any:
             ns.budget, ns.seed_labels, ns.resume = None, 0, False
             ns.labels, ns.unlabelled, ns.compute_allowance = labels, unlabelled, allowance_usd
             ns.max_spend = left_usd
-            # A pilot is wanted for its final score: the quick dev scores on the way (five by
-            # default, each on up to 200 dev rows) cost an annotation pilot over half its time.
-            ns.n_reports = 0
+            # A pilot is wanted for its final dev score: the quick dev scores on the way (five
+            # by default, each on up to 200 dev rows) cost an annotation pilot over half its
+            # time, and a test score is not what the plan decides on.
+            ns.n_reports, ns.score_test = 0, False
             cfg = grid_config(ns)
             summary = run_sweep(cfg)
             rows += finished_trials(Tracker(summary.tracking_uri), cfg.task, cfg.name)

