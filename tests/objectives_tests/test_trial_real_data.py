@@ -1,4 +1,5 @@
-"""One real trial of each model family on the team's data samples (slow)."""
+"""Real trials on the team's data samples (slow): each model family end to end, and the
+paper tasks' teachers against their trivial baselines (majority class, copying the input)."""
 
 from __future__ import annotations
 
@@ -125,11 +126,7 @@ def test_the_warm_started_encoder_decoder_learns_wlp_beyond_copying_the_input(
     family = Seq2SeqFamily(spec, tokenizer)
     torch.manual_seed(0)
     model = models.seq2seq_model(
-        "minilm2minilm-l2",
-        len(tokenizer),
-        tokenizer.pad_token_id,
-        tokenizer.sep_token_id,
-        start_id=family.start_id,
+        "minilm2minilm-l2", len(tokenizer), family.pad_id, family.eos_id, 1, family.start_id
     )
     cpu = torch.device("cpu")
     items = family.encode(short, with_targets=True)
