@@ -112,9 +112,16 @@ def main() -> None:
     args = parser.parse_args()
     setting = "tiny" if args.tiny else "heavy" if args.teacher_heavy else "default"
     grid = {"tiny": TINY_GRID, "heavy": HEAVY_GRID, "default": GRID}[setting]
-    with tempfile.TemporaryDirectory() as tmp:
-        cached_wall, cached = run(Path(tmp) / "cache", True, grid, setting, args.threads)
-        plain_wall, plain = run(Path(tmp) / "plain", False, grid, setting, args.threads)
+    from sweep.raystart import RayStart
+
+    ray_start = RayStart(None)  # one Ray for both sweeps (each would start its own)
+    ray_start.wait()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cached_wall, cached = run(Path(tmp) / "cache", True, grid, setting, args.threads)
+            plain_wall, plain = run(Path(tmp) / "plain", False, grid, setting, args.threads)
+    finally:
+        ray_start.end()
     if cached.keys() != plain.keys():
         raise SystemExit(
             f"the two sweeps ran different points: {sorted(cached)} vs {sorted(plain)}"
