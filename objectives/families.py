@@ -213,6 +213,10 @@ def restore_case(prediction: str, source: str) -> str:
     metrics then judge what was found, not the tokenizer. A span found nowhere in the source
     keeps its words, each cased as the source writes it where the source has it."""
     cased = {w.lower(): w for w in re.findall(r"\w+", source)}
+
+    def recase_word(m: re.Match[str]) -> str:
+        return cased.get(m.group(0).lower(), m.group(0))
+
     out = []
     for part in _TAG.split(prediction):
         chars = [re.escape(c) for c in part if not c.isspace()]
@@ -221,9 +225,7 @@ def restore_case(prediction: str, source: str) -> str:
             continue
         found = re.search(r"\s*".join(chars), source, re.IGNORECASE)
         lead, trail = part[: len(part) - len(part.lstrip())], part[len(part.rstrip()) :]
-        text = found.group(0) if found else part.strip()
-        if not found:
-            text = re.sub(r"\w+", lambda m: cased.get(m.group(0).lower(), m.group(0)), text)
+        text = found.group(0) if found else re.sub(r"\w+", recase_word, part.strip())
         out.append(lead + text + trail)
     return "".join(out)
 
