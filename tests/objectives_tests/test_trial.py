@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +246,20 @@ def test_seq2seq_defaults_follow_the_hub_mode(monkeypatch: pytest.MonkeyPatch) -
     assert default_seq2seq() == ("minilm2minilm", "minilm2minilm-l2")  # the MiniLM package
     monkeypatch.setattr(models, "local_copy", lambda name: name)  # without it
     assert default_seq2seq() == ("t5-offline-teacher", "t5-offline-student")
+
+
+def test_a_minilm_model_without_its_package_says_which_extra_installs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from objectives import models
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(models, "local_copy", lambda name: name)  # the package absent
+    extra = "pip install 'distill-or-annotate[demo]'"
+    with pytest.raises(ValueError, match="'minilm2minilm'.*" + re.escape(extra)):
+        models.warm_seq2seq_model("minilm2minilm", 100, 0, 1, 2)
+    with pytest.raises(ValueError, match=re.escape(extra)):
+        models.encoder_model("minilm-l2", 2, 100)
+    with pytest.raises(ValueError) as other:
+        models.encoder_model("no-such/model", 2, 100)
+    assert extra not in str(other.value)  # the hint only where MiniLM is what is missing

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,54 @@ def test_the_multipit_id_teacher_beats_the_majority_class(shared_data: Path) -> 
     assert result.n_unlabelled == 64 and math.isfinite(result.score)
     assert result.test_score is not None and result.practitioner_usd <= result.budget_usd
     assert [r["epoch"] for r in reports if r.get("stage") == "distill"] == [1]
+
+
+def test_the_stanceosaurus_teacher_beats_its_labels_majority_class(shared_data: Path) -> None:
+    """500 Stanceosaurus labels, MiniLM's first 2 layers (the CI-sized version of the
+    README's 6-layer measurement), 64 tokens of "claim: C tweet: T", 6 epochs at 5e-4 (0.43,
+    0.36, 0.42 on three samples of 500; at 2e-4 it stays on one class). The baseline is the
+    majority class of the labels the teacher saw (Discussing): dev's claims are not train's,
+    and dev's own majority (Irrelevant, 0.51) is an oracle that no teacher here reaches at
+    500 labels (the README's account of what learns offline)."""
+    import dataclasses
+    import random
+
+    import torch
+
+    from objectives import models
+    from objectives.data import load_task_data
+    from objectives.families import EncoderFamily
+    from objectives.metrics import score
+    from objectives.tasks import get_task
+    from objectives.train import fit, predict
+
+    spec = dataclasses.replace(get_task("stanceosaurus"), max_source_tokens=64)
+    data = load_task_data(spec, shared_data)
+    labelled = random.Random(0).sample(list(data.train), 500)
+    majority = Counter(e.target for e in labelled).most_common(1)[0][0]
+    tokenizer = models.encoder_tokenizer(models.MINILM_HUB_ID)
+    family = EncoderFamily(spec, tokenizer, vocabulary=[*labelled, *data.dev])
+    torch.manual_seed(0)
+    model = family.trim(models.encoder_model("minilm-l2", len(spec.labels), len(tokenizer)))
+    cpu = torch.device("cpu")
+    fit(
+        model,
+        family,
+        family.encode(labelled, True),
+        epochs=6,
+        lr=5e-4,
+        batch_size=16,
+        seed=0,
+        device=cpu,
+    )
+    predictions = predict(model, family, family.encode(data.dev, False), batch_size=64, device=cpu)
+    learned = score(spec, predictions, data.dev)
+    baseline = score(spec, [majority] * len(data.dev), data.dev)
+    assert learned.name == "micro_f1" and len(set(predictions)) >= 2
+    assert learned.value >= baseline.value + 0.05 and learned.score_low > baseline.value, (
+        learned,
+        baseline.value,
+    )
 
 
 def test_the_warm_started_encoder_decoder_learns_wlp_beyond_copying_the_input(
