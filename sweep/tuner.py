@@ -370,11 +370,11 @@ def _close_failed_runs(session: _Session, results: list[Any]) -> None:
 FAIL_FAST_AFTER = 3  # failures of one exception type with no trial finished: systematic
 
 
-def _systematic(failures: list[str]) -> bool:
-    """Whether the failures so far are one error repeating (a missing model, a bug in the
-    objective), as Ray Tune's `fail_fast` would conclude from the first."""
+def _systematic(failures: list[str]) -> str | None:
+    """The exception type, when the failures so far are one error repeating (a missing
+    model, a bug in the objective), as Ray Tune's `fail_fast` would conclude from the first."""
     kinds = {reason.split(":")[0] for reason in failures}
-    return len(failures) >= FAIL_FAST_AFTER and len(kinds) == 1
+    return kinds.pop() if len(failures) >= FAIL_FAST_AFTER and len(kinds) == 1 else None
 
 
 def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) -> None:
@@ -395,13 +395,14 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
         )
         max_failures = max(10, 2 * cfg.n_trials)
         while session.complete < cfg.n_trials:
-            if session.complete == 0 and _systematic(session.failures):
+            kind = _systematic(session.failures) if session.complete == 0 else None
+            if kind is not None:
                 logger.warning(
                     "sweep %s: the first %d trials all failed with %s and none finished; "
                     "stopping (the error is not the trials' bad luck)",
                     cfg.name,
                     session.failed,
-                    session.failures[0].split(":")[0],
+                    kind,
                 )
                 break
             if session.failed > max_failures:

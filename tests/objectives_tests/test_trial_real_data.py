@@ -3,17 +3,28 @@ paper tasks' teachers against their trivial baselines (majority class, copying t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import random
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
+from objectives import models
+from objectives.data import load_task_data
 from objectives.distill_or_annotate import run_trial
+from objectives.families import EncoderFamily, Seq2SeqFamily
+from objectives.metrics import score
+from objectives.tasks import get_task
+from objectives.train import fit, predict
 from objectives.trial_config import trial_config
 
 pytestmark = pytest.mark.slow
+
+CPU = torch.device("cpu")
 
 # Tests of a teacher: the student after it distils one short pass and reports nothing.
 TEACHER_ONLY = {"min_distill_steps": 1, "distill_epochs": 1, "n_reports": 0}
@@ -110,18 +121,6 @@ def test_the_stanceosaurus_teacher_beats_its_labels_majority_class(shared_data: 
     majority class of the labels the teacher saw (Discussing): dev's claims are not train's,
     and dev's own majority (Irrelevant, 0.51) is an oracle that no teacher here reaches at
     500 labels (the README's account of what learns offline)."""
-    import dataclasses
-    import random
-
-    import torch
-
-    from objectives import models
-    from objectives.data import load_task_data
-    from objectives.families import EncoderFamily
-    from objectives.metrics import score
-    from objectives.tasks import get_task
-    from objectives.train import fit, predict
-
     spec = dataclasses.replace(get_task("stanceosaurus"), max_source_tokens=64)
     data = load_task_data(spec, shared_data)
     labelled = random.Random(0).sample(list(data.train), 500)
@@ -130,18 +129,9 @@ def test_the_stanceosaurus_teacher_beats_its_labels_majority_class(shared_data: 
     family = EncoderFamily(spec, tokenizer, vocabulary=[*labelled, *data.dev])
     torch.manual_seed(0)
     model = family.trim(models.encoder_model("minilm-l2", len(spec.labels), len(tokenizer)))
-    cpu = torch.device("cpu")
-    fit(
-        model,
-        family,
-        family.encode(labelled, True),
-        epochs=6,
-        lr=5e-4,
-        batch_size=16,
-        seed=0,
-        device=cpu,
-    )
-    predictions = predict(model, family, family.encode(data.dev, False), batch_size=64, device=cpu)
+    items = family.encode(labelled, with_targets=True)
+    fit(model, family, items, epochs=6, lr=5e-4, batch_size=16, seed=0, device=CPU)
+    predictions = predict(model, family, family.encode(data.dev, False), batch_size=64, device=CPU)
     learned = score(spec, predictions, data.dev)
     baseline = score(spec, [majority] * len(data.dev), data.dev)
     assert learned.name == "micro_f1" and len(set(predictions)) >= 2
@@ -158,15 +148,6 @@ def test_the_warm_started_encoder_decoder_learns_wlp_beyond_copying_the_input(
     decoder) learns WLP's spans and tags: 128 short protocol sentences, 15 epochs (the
     CI-sized version of the README's 500-label, 6+6-layer measurement). Copying the input
     scores 0: it has no tags."""
-    import torch
-
-    from objectives import models
-    from objectives.data import load_task_data
-    from objectives.families import Seq2SeqFamily
-    from objectives.metrics import score
-    from objectives.tasks import get_task
-    from objectives.train import fit, predict
-
     spec = get_task("wlp")
     data = load_task_data(spec, shared_data)
     short = [e for e in data.train if len(e.source.split()) <= 12][:128]
@@ -177,10 +158,9 @@ def test_the_warm_started_encoder_decoder_learns_wlp_beyond_copying_the_input(
     model = models.seq2seq_model(
         "minilm2minilm-l2", len(tokenizer), family.pad_id, family.eos_id, 1, family.start_id
     )
-    cpu = torch.device("cpu")
     items = family.encode(short, with_targets=True)
-    fit(model, family, items, epochs=15, lr=1e-3, batch_size=16, seed=0, device=cpu)
-    predictions = predict(model, family, family.encode(dev, False), batch_size=32, device=cpu)
+    fit(model, family, items, epochs=15, lr=1e-3, batch_size=16, seed=0, device=CPU)
+    predictions = predict(model, family, family.encode(dev, False), batch_size=32, device=CPU)
     learned = score(spec, family.finish(predictions, dev), dev)
     copied = score(spec, [e.source for e in dev], dev)
     assert learned.name == copied.name == "entity_f1"
