@@ -24,14 +24,20 @@ B = $300, 100 seed labels. Mechanisms can be switched off to show their share:
 `--no-reuse` (a teacher is paid for every pilot), `--no-refine` (first round only),
 `--no-ceiling` (no teacher cap; replay tables without teacher scores have none anyway),
 `--no-effective-data` (the curve without the `L + w U` term, as `sweep frontier` had it).
+`--warm-start-table FILE` gives ours a prior, as `sweep plan --warm-start TASK` does: the
+curve's shape (alpha, w) fitted to every point of another task's table, so its first round
+needs one teacher and five pilots instead of two teachers and eight. `--max-spend-share S`
+sets ours' cap as a share of B (default 0.10, the target).
 
     python bench/decision_cost.py [--replay-table FILE --budget B --seed-labels N]
+                                  [--warm-start-table FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import warnings
@@ -45,6 +51,7 @@ from objectives.standins import ReplayTable, replay_trial
 from objectives.trial_config import TrialConfig, TrialResult
 from search_spaces import get_space
 from search_spaces.spaces import PAPER_FRACTIONS
+from sweep import frontier
 from sweep.plan import Pilot, Plan, PlanSettings, Runner, plan, plan_spent_usd
 from sweep.results import TrialRow, row_from_result
 from sweep.spend import SpendLedger
@@ -53,7 +60,6 @@ DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_TABLE = DATA / "fever_synthetic_grid.csv"
 WITHIN = 0.01  # one point of score
 REFERENCE = [i / 200 for i in range(201)]
-MAX_SPEND_SHARE = 0.10
 
 
 class Landscape:
@@ -260,18 +266,34 @@ def runner(land: Landscape, reuse: bool) -> Runner:
     return run
 
 
-def ours(land: Landscape, args: argparse.Namespace) -> Plan:
+def table_shape(path: str, setting: dict[str, Any]) -> frontier.Shape:
+    """A finished task's curve shape: every point of its table, fitted (its `.json` setting,
+    where it has one, names the task)."""
+    sidecar = Path(path).with_suffix(".json")
+    own = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    prior = {**setting, **{k: v for k, v in own.items() if k in setting}}
+    land = Replay(ReplayTable.from_csv(path), prior)
+    rows = [
+        row_from_result(land.pilot(Pilot(n, u), math.inf), f"point-{n}-{u}", 0.0)
+        for n, u in land.table.scores
+    ]
+    task = str(prior["task"])
+    return frontier.shape_of(frontier.fit(rows, task, n_boot=0), task)
+
+
+def ours(land: Landscape, args: argparse.Namespace, shape: frontier.Shape | None) -> Plan:
     s = PlanSettings(
         task=land.setting["task"],
         budget_usd=land.budget,
         seed_labels=int(land.setting["n_seed_labels"]),
         usd_per_label=float(land.setting["usd_per_label"]),
-        max_spend_usd=MAX_SPEND_SHARE * land.budget,
+        max_spend_usd=args.max_spend_share * land.budget,
         cost=land.table.cost if isinstance(land, Replay) else None,
         pool_cap=max(land.table.unlabelled) if isinstance(land, Replay) else None,
         ceiling=not args.no_ceiling,
         effective_data=not args.no_effective_data,
         refine=not args.no_refine,
+        shape=shape,
     )
     return plan(runner(land, reuse=not args.no_reuse), s)
 
@@ -332,6 +354,10 @@ def main() -> None:
     parser.add_argument("--no-refine", action="store_true")
     parser.add_argument("--no-ceiling", action="store_true")
     parser.add_argument("--no-effective-data", action="store_true")
+    parser.add_argument("--warm-start-table", help="another task's table: the curve's shape")
+    parser.add_argument(
+        "--max-spend-share", type=float, default=0.10, help="ours' cap, a share of B (0.10)"
+    )
     parser.add_argument("--real", action="store_true", help="the demo's real objective")
     parser.add_argument(
         "--work-dir", default="runs/bench/decision_cost", help="--real: cache and reference"
@@ -360,7 +386,11 @@ def main() -> None:
         reached = [r for r in runs if r is not None]
         cost[method] = statistics.fmean(reached) if len(reached) == len(runs) else None
         print(f"{method}: " + ", ".join(_pct(r, args.max_trials) for r in runs))
-    result = ours(land, args)
+    shape = table_shape(args.warm_start_table, land.setting) if args.warm_start_table else None
+    if shape is not None:
+        print(f"warm start: {shape.task}'s {shape.n_trials} points, alpha {shape.alpha:.3g}, "
+              f"w {shape.w:.3g}")  # fmt: skip
+    result = ours(land, args, shape)
     for n, r in enumerate(result.rounds, start=1):
         rec = r.recommendation
         true = land.at(rec.compute_fraction).score if rec else None

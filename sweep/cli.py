@@ -4,13 +4,14 @@ code 2; a sweep that finished nothing, exit code 1."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from objectives.data import check_data_dir, data_source, load_task_data
 from objectives.tasks import get_task, task_names
@@ -20,6 +21,10 @@ from sweep.options import choose_preset, grid_config, require, sweep_config, tri
 from sweep.parser import UsageError, build_parser
 from sweep.progress import TrialProgress
 from sweep.tables import format_table
+
+if TYPE_CHECKING:
+    from sweep.frontier import Shape
+    from sweep.results import TrialRow
 
 EXIT_USAGE = 2
 
@@ -237,11 +242,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
     root = args.root or config.DEFAULT_ROOT
     uri = args.tracking_uri or config.default_tracking(root)
     store = config.store_path(uri)
-    fresh = args.fresh or (store is not None and not store.is_file())
-    known = [] if fresh else finished_trials(Tracker(uri), args.task)
+    missing = store is not None and not store.is_file()  # never create a store to read it
+    if args.shape_from:
+        rows = [] if missing else finished_trials(Tracker(uri), args.shape_from)
+        settings = dataclasses.replace(settings, shape=_shape(args.shape_from, rows, uri))
+    known = [] if args.fresh or missing else finished_trials(Tracker(uri), args.task)
     result = plan.plan(_plan_runner(args), settings, known)
     print(plan.format_plan(result))
     return 0 if result.recommendation is not None else EXIT_NOTHING_FINISHED
+
+
+def _shape(task: str, rows: Sequence[TrialRow], uri: str) -> Shape:
+    """The curve shape of a finished task, for `sweep plan --warm-start`."""
+    from sweep import frontier
+
+    try:
+        return frontier.shape_of(frontier.fit(rows, task, n_boot=0), task)
+    except frontier.NotEnoughTrials as exc:
+        raise ValueError(f"--warm-start {task!r} in {uri}: {exc}") from None
 
 
 def cmd_frontier(args: argparse.Namespace) -> int:

@@ -38,6 +38,9 @@ Array = NDArray[np.float64]
 
 MIN_TRIALS = 8
 MIN_DISTINCT = 3  # distinct label counts, and distinct unlabelled counts (zero included)
+# With a finished task's shape (alpha, w) only a, b, g and k are left to fit.
+SHAPED_MIN_TRIALS = 5
+SHAPED_MIN_DISTINCT = 2
 NEAR = 0.03  # a trial this close to a recommended share measures it
 INTERVAL = (5.0, 95.0)  # percentiles of the bootstrap: a 90 % interval
 FRACTIONS = np.linspace(0.0, 1.0, 201)
@@ -91,7 +94,12 @@ def _k_grid(n_unlabelled: Array) -> Array:
 
 
 def fit_curves(
-    n_labelled: Array, n_unlabelled: Array, scores: Array, weights: Array, worths: Array = _WORTHS
+    n_labelled: Array,
+    n_unlabelled: Array,
+    scores: Array,
+    weights: Array,
+    worths: Array = _WORTHS,
+    alphas: Array = _ALPHAS,
 ) -> list[Curve]:
     """One least-squares curve per row of `weights` (shape: fits x trials).
 
@@ -99,7 +107,7 @@ def fit_curves(
     the best feasible solution (b, g >= 0) of each fit wins.
     """
     ks = _k_grid(n_unlabelled)
-    alpha_3d, k_3d, w_3d = np.meshgrid(_ALPHAS, ks, worths, indexing="ij")
+    alpha_3d, k_3d, w_3d = np.meshgrid(alphas, ks, worths, indexing="ij")
     alpha, k, worth = alpha_3d.ravel(), k_3d.ravel(), w_3d.ravel()
     effective = np.maximum(n_labelled[None, :] + worth[:, None] * n_unlabelled[None, :], 1.0)
     x_labelled = -(effective ** -alpha[:, None])  # (pairs, trials)
@@ -254,16 +262,38 @@ def _arrays(rows: Sequence[TrialRow]) -> tuple[Array, Array, Array]:
     )
 
 
-def check_enough(rows: Sequence[TrialRow], task: str) -> None:
+@dataclass(frozen=True)
+class Shape:
+    """What a warm start carries from a finished task to a new one: the label curve's
+    exponent and what a distilled example is worth in labels. The new task fits its own level
+    (a, b, g) and pool scale (k), so fewer trials suffice."""
+
+    alpha: float
+    w: float
+    task: str
+    n_trials: int
+
+    @property
+    def at_edge(self) -> bool:
+        """The exponent hit the end of its grid: the task's curve is no power law there."""
+        return bool(np.isclose(self.alpha, _ALPHAS[[0, -1]]).any())
+
+
+def check_enough(rows: Sequence[TrialRow], task: str, shaped: bool = False) -> None:
     labelled, unlabelled, _ = _arrays(rows)
     n_l, n_u = len(set(labelled)), len(set(unlabelled))
-    if len(rows) < MIN_TRIALS or n_l < MIN_DISTINCT or n_u < MIN_DISTINCT or not unlabelled.any():
+    trials, distinct = (
+        (SHAPED_MIN_TRIALS, SHAPED_MIN_DISTINCT) if shaped else (MIN_TRIALS, MIN_DISTINCT)
+    )
+    if len(rows) < trials or n_l < distinct or n_u < distinct or not unlabelled.any():
         raise NotEnoughTrials(
             f"too few trials to fit a learning curve for task={task!r}: {len(rows)} finished "
             f"trials with {n_l} distinct label counts and {n_u} distinct unlabelled counts; "
-            f"need at least {MIN_TRIALS} trials, {MIN_DISTINCT} label counts and "
-            f"{MIN_DISTINCT} unlabelled counts, some above zero. Run sweeps at more budgets "
-            "(`sweep run --budget ...`) or the paper's grid (`sweep grid`)."
+            f"need at least {trials} trials, {distinct} label counts and "
+            f"{distinct} unlabelled counts, some above zero"
+            + (" (with a warm start's shape)" if shaped else "")
+            + ". Run sweeps at more budgets (`sweep run --budget ...`) or the paper's grid "
+            "(`sweep grid`)."
         )
 
 
@@ -276,18 +306,22 @@ def fit(
     seed: int = 0,
     ceiling: bool = True,
     effective_data: bool = True,
+    shape: Shape | None = None,
 ) -> LearningCurve:
     """Fit the curve, its bootstrap replicates and its leave-one-out error; with `ceiling`,
-    cap distilled students by the teacher's own curve where the trials log teacher scores."""
-    check_enough(rows, task)
+    cap distilled students by the teacher's own curve where the trials log teacher scores;
+    with `shape`, alpha and w are a finished task's and only the rest is fitted."""
+    check_enough(rows, task, shaped=shape is not None)
     labelled, unlabelled, scores = _arrays(rows)
     n = len(rows)
-    worths = _WORTHS if effective_data else _WORTHS[:1]
-    (curve,) = fit_curves(labelled, unlabelled, scores, np.ones(n), worths)
+    grid = {"worths": _WORTHS if effective_data else _WORTHS[:1]}
+    if shape is not None:
+        grid = {"worths": np.array([shape.w]), "alphas": np.array([shape.alpha])}
+    (curve,) = fit_curves(labelled, unlabelled, scores, np.ones(n), **grid)
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
-    boots = fit_curves(labelled, unlabelled, scores, counts, worths)
-    loo = fit_curves(labelled, unlabelled, scores, 1.0 - np.eye(n), worths)
+    boots = fit_curves(labelled, unlabelled, scores, counts, **grid)
+    loo = fit_curves(labelled, unlabelled, scores, 1.0 - np.eye(n), **grid)
     errors = np.array(
         [
             abs(c.predict(labelled[i : i + 1], unlabelled[i : i + 1])[0] - scores[i])
@@ -311,6 +345,11 @@ def fit(
         unlabelled_max=float(unlabelled.max()),
         seed_labels=seed_labels if seed_labels is not None else (seeds[0][0] if seeds else 0),
     )
+
+
+def shape_of(model: LearningCurve, task: str) -> Shape:
+    """The shape of a task's fitted curve, for a warm start on another task."""
+    return Shape(model.curve.alpha, model.curve.w, task, model.n_trials)
 
 
 @dataclass(frozen=True)

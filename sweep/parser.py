@@ -237,6 +237,12 @@ def _add_work_commands(sub: Any) -> None:
     plan.add_argument(
         "--fresh", action="store_true", help="ignore the task's finished trials in the store"
     )
+    plan.add_argument(
+        "--warm-start",
+        dest="shape_from",  # not the pilots' sweep option of the same name
+        metavar="TASK",
+        help="take the learning curve's shape from TASK's finished trials: fewer pilots",
+    )
 
 
 def _add_query_commands(sub: Any) -> None:

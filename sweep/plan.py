@@ -11,7 +11,9 @@ runs through the same path as `sweep grid`. What makes pilots cheap:
   same L and soft labels extend by prefix (the stage cache), so the first round reuses
   two teachers for four pilots;
 - each later round spends on one pilot on the recommended share's labels, as much
-  unlabelled data as the cap still affords, so that the curve's extrapolation in U shrinks.
+  unlabelled data as the cap still affords, so that the curve's extrapolation in U shrinks;
+- a warm start (`PlanSettings.shape`, a finished task's alpha and w) leaves fewer parameters
+  to fit: one teacher, five pilots and 30 % of the cap in the first round.
 Spending is read from the runner's rows (`sweep_spent_usd`, the sweep ledger): the runner
 knows what the cache saved, the planner does not guess. Stand-in objectives spend nothing
 real; their pilots are charged their allocation's compute (`compute_spent_usd`).
@@ -31,8 +33,11 @@ from sweep.results import TrialRow
 from sweep.spend import trial_spent_usd
 
 FIRST_ROUND_SHARE = 0.6  # of the spending cap: the rest refines where the interval is widest
+SHAPED_FIRST_ROUND_SHARE = 0.3  # a warm start's shape needs fewer and smaller pilots
 ANNOTATION_PILOTS = 4
+SHAPED_ANNOTATION_PILOTS = 3  # with a warm start's shape: the label curve's level and slope
 SMALLEST_LABELS = 16  # a teacher or student on fewer labels tells nothing about larger ones
+SMALLEST_POOL = 16  # unlabelled examples: a smaller pool measures no distillation
 PROBE_UNLABELLED = (32, 128)  # distillation pilots before any price is known
 
 
@@ -59,6 +64,7 @@ class PlanSettings:
     ceiling: bool = True  # cap distilled students by their teacher's curve
     effective_data: bool = True  # distilled examples may count as w labels each
     refine: bool = True  # rounds after the first
+    shape: frontier.Shape | None = None  # a finished task's curve shape (warm start)
 
     def __post_init__(self) -> None:
         for name in ("budget_usd", "usd_per_label", "max_spend_usd"):
@@ -114,27 +120,49 @@ def _geometric(low: int, high: int, n: int) -> list[int]:
 
 
 def first_round(s: PlanSettings, cost: CostModel | None) -> list[Pilot]:
-    """Two small teachers (one when the cap cannot pay for two), two pool sizes each, and
-    annotation pilots up to what B buys: enough trials for a first fit."""
+    """Two small teachers (one when the cap cannot pay for two, or with a warm start's
+    shape), two pool sizes each, and annotation pilots up to what B buys: enough trials for a
+    first fit."""
     low = max(s.seed_labels, SMALLEST_LABELS)
     high = max(s.labels_at_zero, low)
-    teachers = _geometric(low, round(math.sqrt(low * high)), 2)
+    teachers = _geometric(low, round(math.sqrt(low * high)), 1 if s.shape else 2)
     if cost is None:  # a probe: one teacher, two small pools, until prices are fitted
         teachers, sizes = teachers[:1], list(PROBE_UNLABELLED)
     else:
-        share = FIRST_ROUND_SHARE * s.max_spend_usd
+        share = (SHAPED_FIRST_ROUND_SHARE if s.shape else FIRST_ROUND_SHARE) * s.max_spend_usd
         while len(teachers) > 1 and sum(cost.teacher_usd(n) for n in teachers) > 0.7 * share:
             teachers.pop()
-        left = share - sum(cost.teacher_usd(n) for n in teachers)
+        teachers_usd = sum(cost.teacher_usd(n) for n in teachers)
         # Two sizes, U and U/4, per teacher: 1.25 U of distillation each.
-        largest = left / (1.25 * len(teachers) * cost.d_usd_per_1k_unlabelled / 1000)
+        per_example = 1.25 * len(teachers) * cost.d_usd_per_1k_unlabelled / 1000
+        largest = (share - teachers_usd) / per_example
+        if largest < 4 * SMALLEST_POOL:  # the share buys no pool worth running: the cap does
+            largest = (s.max_spend_usd - teachers_usd) / per_example
         sizes = [max(1, math.floor(largest / 4)), max(2, math.floor(largest))]
     if s.pool_cap is not None:
         sizes = sorted({min(u, s.pool_cap) for u in sizes})
     distil = [Pilot(n, u) for n in teachers for u in sizes]
     # Annotation pilots train no teacher: they make up the trials a fit needs.
-    n_annotation = max(ANNOTATION_PILOTS, frontier.MIN_TRIALS - len(distil))
+    if s.shape is not None:
+        n_annotation = max(SHAPED_ANNOTATION_PILOTS, frontier.SHAPED_MIN_TRIALS - len(distil))
+    else:
+        n_annotation = max(ANNOTATION_PILOTS, frontier.MIN_TRIALS - len(distil))
     return [Pilot(n, 0) for n in _geometric(low, high, n_annotation)] + distil
+
+
+def unaffordable(s: PlanSettings, cost: CostModel | None) -> str:
+    """Why no distillation pilot fits the cap at known prices; empty when one does."""
+    if cost is None:
+        return ""
+    low = max(s.seed_labels, SMALLEST_LABELS)
+    least = cost.teacher_usd(low) + cost.d_usd_per_1k_unlabelled * SMALLEST_POOL / 1000
+    if least <= s.max_spend_usd:
+        return ""
+    return (
+        f"the cheapest distillation pilot (a teacher on {low} labels, {SMALLEST_POOL} examples "
+        f"distilled) costs ${least:.2f}, more than the cap of ${s.max_spend_usd:.2f}: no pilot "
+        "can measure distillation; raise --max-spend"
+    )
 
 
 def _snap(n_labels: int, known: Sequence[int]) -> int:
@@ -181,20 +209,36 @@ def _labels_at(s: PlanSettings, fraction: float) -> int:
 # --- the loop ------------------------------------------------------------------------------
 
 
+def _curve(
+    s: PlanSettings, rows: Sequence[TrialRow], shape: frontier.Shape | None
+) -> frontier.LearningCurve:
+    return frontier.fit(
+        rows,
+        s.task,
+        seed_labels=s.seed_labels,
+        pool_cap=s.pool_cap,
+        ceiling=s.ceiling,
+        effective_data=s.effective_data,
+        shape=shape,
+    )
+
+
 def _fit(
     s: PlanSettings, rows: Sequence[TrialRow]
 ) -> tuple[frontier.LearningCurve | None, frontier.Recommendation | None, str]:
+    """The curve and its recommendation. A warm start's shape is a prior: once the task's
+    own trials carry a curve of their own, the shape stays only while it predicts the
+    left-out trials at least as well."""
     try:
-        model = frontier.fit(
-            rows,
-            s.task,
-            seed_labels=s.seed_labels,
-            pool_cap=s.pool_cap,
-            ceiling=s.ceiling,
-            effective_data=s.effective_data,
-        )
+        model = _curve(s, rows, s.shape)
     except frontier.NotEnoughTrials as exc:
         return None, None, str(exc)
+    if s.shape is not None:
+        try:
+            own = _curve(s, rows, None)
+            model = own if own.held_out.mae < model.held_out.mae else model
+        except frontier.NotEnoughTrials:
+            pass
     return model, frontier.recommend(model, s.budget_usd), ""
 
 
@@ -210,6 +254,23 @@ def _prices(s: PlanSettings, model: frontier.LearningCurve | None) -> CostModel 
         return s.cost
     c = model.costs
     return CostModel(c.teacher_usd, c.usd_per_labelled * 1000, c.usd_per_unlabelled * 1000)
+
+
+def _allowance(pilots: Sequence[Pilot], left_usd: float, cost: CostModel | None) -> float:
+    """Each distillation pilot's compute allowance: an even share of what is left, but at
+    known prices no less than each teacher's smallest pilot needs with its teacher (less
+    would run that pilot without distillation). The runner's cap bounds the round."""
+    distilling = [p for p in pilots if p.n_unlabelled]
+    even = left_usd / (len(distilling) or 1)
+    if cost is None or not distilling:
+        return even
+    smallest: dict[int, int] = {}
+    for p in distilling:
+        smallest[p.n_labels] = min(smallest.get(p.n_labels, p.n_unlabelled), p.n_unlabelled)
+    need = max(
+        cost.teacher_usd(n) + cost.d_usd_per_1k_unlabelled * u / 1000 for n, u in smallest.items()
+    )
+    return min(left_usd, max(even, need + 1e-6))
 
 
 def plan_spent_usd(row: TrialRow) -> float:
@@ -230,7 +291,8 @@ def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
     spent = 0.0
     stopped = ""
     if rec is None:
-        pilots = first_round(s, s.cost)
+        stopped = unaffordable(s, s.cost)
+        pilots = [] if stopped else first_round(s, s.cost)
     elif _narrow(s, rec):
         pilots, stopped = [], "the stored trials already give a narrow interval"
         rounds.append(Round((), spent, rec))
@@ -241,8 +303,8 @@ def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
         if not pilots:
             rounds.append(Round((), spent, rec))
     while pilots:
-        distilling = sum(1 for p in pilots if p.n_unlabelled) or 1
-        new = run(pilots, (s.max_spend_usd - spent) / distilling, s.max_spend_usd - spent)
+        left = s.max_spend_usd - spent
+        new = run(pilots, _allowance(pilots, left, _prices(s, model)), left)
         spent += sum(plan_spent_usd(r) for r in new)
         rows += new
         model, rec, why = _fit(s, rows)
@@ -250,9 +312,15 @@ def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
         if rec is not None and _narrow(s, rec):
             stopped = "the recommendation's interval is narrow"
             break
+        cut = (
+            f"round {len(rounds)} finished {len(new)} of its {len(pilots)} pilots (the "
+            "spending cap stopped it, or pilots failed)"
+            if len(new) < len(pilots)
+            else ""
+        )
         prices = _prices(s, model)
         if not s.refine or len(rounds) >= s.max_rounds or prices is None:
-            stopped = "refinement off" if not s.refine else "the last round was run"
+            stopped = "refinement off" if not s.refine else cut or "the last round was run"
             break
         pilot = next_pilot(s, rows, rec, prices, s.max_spend_usd - spent)
         if pilot is None:
@@ -272,13 +340,29 @@ def format_plan(p: Plan) -> str:
     lines = [f"plan for {s.task} at B=${s.budget_usd:g} with {s.seed_labels} seed labels"]
     if p.reused:
         lines.append(f"  started from {p.reused} finished trials of the task in the store")
+    if s.shape is not None:
+        lines.append(
+            f"  warm start: the curve's shape from {s.shape.task}'s {s.shape.n_trials} trials "
+            f"(alpha {s.shape.alpha:.3g}, a distilled example worth {s.shape.w:.3g} labels)"
+            + ("; alpha is at the end of its range: a doubtful prior" if s.shape.at_edge else "")
+        )
+        if p.model is not None and (p.model.curve.alpha, p.model.curve.w) != (
+            s.shape.alpha,
+            s.shape.w,
+        ):
+            lines.append(
+                f"  the task's own {p.model.n_trials} trials predict better without that shape:"
+                " it was dropped"
+            )
     for n, r in enumerate((r for r in p.rounds if r.pilots), start=1):
         points = ", ".join(f"L={x.n_labels} U={x.n_unlabelled}" for x in r.pilots)
         lines.append(f"  round {n}: {len(r.pilots)} pilots ({points}); spent ${r.spent_usd:.2f}")
     rec = p.recommendation
     if rec is None:
-        why = p.rounds[-1].why_no_fit if p.rounds else "no pilot could be afforded"
+        why = p.rounds[-1].why_no_fit if p.rounds else p.stopped_because
         lines.append(f"no recommendation: {why}")
+        if p.rounds:
+            lines.append(f"spent deciding: ${p.spent_usd:.2f}; stopped: {p.stopped_because}")
         return "\n".join(lines)
     lines += [
         f"recommended: spend {100 * rec.compute_fraction:.1f} % of ${s.budget_usd:g} on compute "

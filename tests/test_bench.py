@@ -78,7 +78,7 @@ DECISION = re.compile(
 )
 
 
-def _decision_cost(*args: str) -> re.Match[str]:
+def _decision_cost(*args: str) -> tuple[re.Match[str], str]:
     run = subprocess.run(
         [sys.executable, str(BENCH / "decision_cost.py"), "--tiny", *args],
         capture_output=True,
@@ -89,11 +89,11 @@ def _decision_cost(*args: str) -> re.Match[str]:
     assert run.returncode == 0, run.stdout + run.stderr
     match = DECISION.match(run.stdout.strip().splitlines()[-1])
     assert match is not None, run.stdout
-    return match
+    return match, run.stdout
 
 
 def test_the_decision_cost_benchmark_prints_its_line_last() -> None:
-    match = _decision_cost()
+    match, _ = _decision_cost()
     assert 0 < float(match.group(1)) <= 100
 
 
@@ -109,5 +109,10 @@ def test_the_decision_cost_benchmark_takes_a_table_it_has_never_seen(tmp_path: P
             lines.append(f"{n_labels},{n_unlabelled},{cost},{score + rng.normal(0, 0.003):.4f}")
     path.write_text("\n".join(lines) + "\n")
     args = ("--replay-table", str(path), "--task", "fever", "--budget", "100")
-    match = _decision_cost(*args, "--seed-labels", "50", "--usd-per-label", "0.2")
+    match, _ = _decision_cost(*args, "--seed-labels", "50", "--usd-per-label", "0.2")
+    assert float(match.group(1)) <= 100
+    # A warm start from the bundled table: its shape, five pilots in the first round.
+    bundled = ("--warm-start-table", str(BENCH / "data" / "fever_synthetic_grid.csv"))
+    match, out = _decision_cost(*args, "--seed-labels", "50", "--usd-per-label", "0.2", *bundled)
+    assert "warm start: fever's 42 points" in out and "round 1: 5 pilots" in out
     assert float(match.group(1)) <= 100

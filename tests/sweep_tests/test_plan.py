@@ -18,7 +18,7 @@ from objectives.budget import PAPER_COST_MODELS
 from objectives.standins import synthetic_trial
 from objectives.trial_config import TrialConfig
 from sweep import frontier
-from sweep.plan import Pilot, PlanSettings, first_round, plan
+from sweep.plan import Pilot, PlanSettings, first_round, format_plan, plan
 from sweep.results import TrialRow, row_from_result
 
 FEVER = PAPER_COST_MODELS["fever"]
@@ -87,23 +87,86 @@ def test_the_first_round_fits_the_cap_and_reaches_what_the_budget_buys() -> None
     assert len(teachers) == 2 and len({p.n_unlabelled for p in pilots}) == 3
 
 
+def _full(fraction: float) -> float:
+    """A full-size trial at B = $300 on the closed-form landscape."""
+    return synthetic_trial(TrialConfig("fever", 300.0, 100, fraction), cost=FEVER).score
+
+
+def _best() -> float:
+    """The dense reference: the best full-size split at B = $300."""
+    return max(_full(f / 200) for f in range(201))
+
+
 def test_a_plan_never_spends_more_than_its_cap_and_answers_near_the_best() -> None:
     for cap in (10.0, 30.0):
         runner = SyntheticRunner()
         result = plan(runner, _settings(max_spend_usd=cap))
         assert result.spent_usd <= cap + 1e-6
         assert result.rounds and result.recommendation is not None
-
-    # Dense reference on the same landscape: the best full-size split at B = $300.
-    def full(fraction: float) -> float:
-        cfg = TrialConfig("fever", 300.0, 100, fraction)
-        return synthetic_trial(cfg, cost=FEVER).score
-
-    best = max(full(f / 200) for f in range(201))
-    rec = result.recommendation
-    assert rec is not None and full(rec.compute_fraction) >= best - 0.01
-    assert full(0.0) < best - 0.03  # the answer is not the trivial annotate-only one
+    best, rec = _best(), result.recommendation
+    assert rec is not None and _full(rec.compute_fraction) >= best - 0.01
+    assert _full(0.0) < best - 0.03  # the answer is not the trivial annotate-only one
     assert result.spent_usd <= 0.1 * 300
+
+
+def test_a_warm_start_shape_needs_one_teacher_and_half_the_money() -> None:
+    # A finished task: the paper's grid on the same closed-form landscape.
+    grid = [Pilot(n, u) for n in (100, 500, 1000, 5000) for u in (0, 10_000, 100_000)]
+    shape = frontier.shape_of(frontier.fit(SyntheticRunner()(grid), "fever", n_boot=0), "fever")
+    cold = plan(SyntheticRunner(), _settings())
+    warm = plan(SyntheticRunner(), _settings(shape=shape))
+    pilots = warm.rounds[0].pilots
+    assert len(pilots) == frontier.SHAPED_MIN_TRIALS < len(cold.rounds[0].pilots)
+    assert len({p.n_labels for p in pilots if p.n_unlabelled}) == 1
+    assert 0 < warm.spent_usd <= 0.6 * cold.spent_usd
+    rec = warm.recommendation
+    assert rec is not None and _full(rec.compute_fraction) >= _best() - 0.01
+    assert "warm start: the curve's shape from fever's 12 trials" in format_plan(warm)
+    # A shape whose exponent hit the end of its range (a log-linear task's) is flagged.
+    edge = frontier.Shape(0.1, 0.0, "loglinear", 12)
+    assert not shape.at_edge and edge.at_edge
+    doubtful = dataclasses.replace(warm, settings=dataclasses.replace(warm.settings, shape=edge))
+    assert "a doubtful prior" in format_plan(doubtful) and "doubtful" not in format_plan(warm)
+    # Once the task's own trials carry a curve, a shape that predicts them worse gives way.
+    own = SyntheticRunner()(grid)
+    dropped = plan(SyntheticRunner(), _settings(shape=edge, fraction_width=1.0), known=own)
+    assert dropped.model is not None and dropped.model.curve.alpha != edge.alpha
+    assert "it was dropped" in format_plan(dropped) and "dropped" not in format_plan(warm)
+    # Without the shape the same five pilots cannot carry a curve.
+    with pytest.raises(frontier.NotEnoughTrials, match="need at least 8 trials"):
+        frontier.fit(SyntheticRunner()(pilots), "fever")
+
+
+def test_a_cap_that_cannot_pay_one_teacher_runs_nothing_and_says_why() -> None:
+    runner = SyntheticRunner()
+    result = plan(runner, _settings(max_spend_usd=1.0))  # FEVER's teacher: $3.43 at 100
+    assert runner.pilots == [] and result.spent_usd == 0 and result.recommendation is None
+    text = format_plan(result)
+    assert "costs $3.44, more than the cap of $1.00" in text and "raise --max-spend" in text
+
+
+def test_a_teacher_dearer_than_an_even_share_of_the_cap_still_distils() -> None:
+    runner, allowances, rows = SyntheticRunner(), [], []
+
+    def recording(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> list[TrialRow]:
+        allowances.append(allowance_usd)
+        rows.extend(runner(pilots, allowance_usd, cap_usd))
+        return rows[-len(pilots) :]
+
+    plan(recording, _settings(max_spend_usd=5.0, refine=False))  # two pilots: $2.50 each
+    assert FEVER.teacher_usd(100) < allowances[0] <= 5.0
+    assert any(r.n_unlabelled > 0 for r in rows)
+
+
+def test_a_round_the_cap_cut_short_ends_the_plan_and_says_so() -> None:
+    runner = SyntheticRunner()
+
+    def capped(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> list[TrialRow]:
+        return runner(pilots[:2], allowance_usd, cap_usd)  # the cap stopped the rest
+
+    result = plan(capped, _settings(cost=None))  # unknown prices: no fit, nothing to design
+    assert len(runner.pilots) == 2 and result.recommendation is None
+    assert "round 1 finished 2 of its 8 pilots" in format_plan(result)
 
 
 def test_stored_trials_are_reused_and_a_narrow_answer_runs_nothing() -> None:
@@ -176,6 +239,18 @@ def test_sweep_plan_rejects_a_negative_budget(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
+def test_a_warm_start_from_a_task_without_trials_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sweep.cli import main
+
+    args = ["plan", "--task", "fever", "--budget", "300", "--warm-start", "nq"]
+    assert main([*args, "--objective", "synthetic", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--warm-start 'nq'" in err and "0 finished" in err
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
 @pytest.mark.slow
 def test_sweep_plan_runs_pilots_through_the_sweep_and_says_what_deciding_cost(
     tmp_path: Path,
@@ -190,7 +265,10 @@ def test_sweep_plan_runs_pilots_through_the_sweep_and_says_what_deciding_cost(
     assert "round 1: 8 pilots" in out and "recommended: spend" in out
     spent = float(out.split("spent deciding: $")[1].split(" ")[0])
     assert 0 < spent <= 30
-    # The pilots are real sweeps in the store; a second plan starts from them.
-    again = _sweep(*args, "--objective", "synthetic", "--meter", "paper", cwd=tmp_path)
+    # The pilots are real sweeps in the store; a second plan starts from them, and takes
+    # its curve's shape from them too (a warm start reads the same store).
+    warm = ("--warm-start", "fever")
+    again = _sweep(*args, *warm, "--objective", "synthetic", "--meter", "paper", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "started from 9 finished trials" in again.stdout or "started from 8" in again.stdout
+    assert "warm start: the curve's shape from fever's" in again.stdout
