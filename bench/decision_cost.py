@@ -277,8 +277,7 @@ def table_shape(path: str, setting: dict[str, Any]) -> frontier.Shape:
         row_from_result(land.pilot(Pilot(n, u), math.inf), f"point-{n}-{u}", 0.0)
         for n, u in land.table.scores
     ]
-    task = str(prior["task"])
-    return frontier.shape_of(frontier.fit(rows, task, n_boot=0), task)
+    return frontier.fit_shape(rows, str(prior["task"]))
 
 
 def ours(land: Landscape, args: argparse.Namespace, shape: frontier.Shape | None) -> Plan:

@@ -242,11 +242,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     root = args.root or config.DEFAULT_ROOT
     uri = args.tracking_uri or config.default_tracking(root)
     store = config.store_path(uri)
-    missing = store is not None and not store.is_file()  # never create a store to read it
+    readable = store is None or store.is_file()  # never create a store just to read it
+    tracker = Tracker(uri) if readable and (args.shape_from or not args.fresh) else None
     if args.shape_from:
-        rows = [] if missing else finished_trials(Tracker(uri), args.shape_from)
+        rows = finished_trials(tracker, args.shape_from) if tracker else []
         settings = dataclasses.replace(settings, shape=_shape(args.shape_from, rows, uri))
-    known = [] if args.fresh or missing else finished_trials(Tracker(uri), args.task)
+    known = finished_trials(tracker, args.task) if tracker and not args.fresh else []
     result = plan.plan(_plan_runner(args), settings, known)
     print(plan.format_plan(result))
     return 0 if result.recommendation is not None else EXIT_NOTHING_FINISHED
@@ -257,7 +258,7 @@ def _shape(task: str, rows: Sequence[TrialRow], uri: str) -> Shape:
     from sweep import frontier
 
     try:
-        return frontier.shape_of(frontier.fit(rows, task, n_boot=0), task)
+        return frontier.fit_shape(rows, task)
     except frontier.NotEnoughTrials as exc:
         raise ValueError(f"--warm-start {task!r} in {uri}: {exc}") from None
 

@@ -347,8 +347,9 @@ def fit(
     )
 
 
-def shape_of(model: LearningCurve, task: str) -> Shape:
-    """The shape of a task's fitted curve, for a warm start on another task."""
+def fit_shape(rows: Sequence[TrialRow], task: str) -> Shape:
+    """The shape of a finished task's curve (no bootstrap), for a warm start on another."""
+    model = fit(rows, task, n_boot=0)
     return Shape(model.curve.alpha, model.curve.w, task, model.n_trials)
 
 

@@ -75,6 +75,11 @@ class PlanSettings:
             raise ValueError(f"`seed_labels >= 0` must hold, but got {self.seed_labels!r}.")
 
     @property
+    def smallest_labels(self) -> int:
+        """The fewest labels a pilot's teacher or student trains on."""
+        return max(self.seed_labels, SMALLEST_LABELS)
+
+    @property
     def labels_at_zero(self) -> int:
         """What annotation only buys: the seed labels plus B's worth of new ones."""
         return self.seed_labels + math.floor(self.budget_usd / self.usd_per_label + 1e-9)
@@ -123,7 +128,7 @@ def first_round(s: PlanSettings, cost: CostModel | None) -> list[Pilot]:
     """Two small teachers (one when the cap cannot pay for two, or with a warm start's
     shape), two pool sizes each, and annotation pilots up to what B buys: enough trials for a
     first fit."""
-    low = max(s.seed_labels, SMALLEST_LABELS)
+    low = s.smallest_labels
     high = max(s.labels_at_zero, low)
     teachers = _geometric(low, round(math.sqrt(low * high)), 1 if s.shape else 2)
     if cost is None:  # a probe: one teacher, two small pools, until prices are fitted
@@ -143,10 +148,12 @@ def first_round(s: PlanSettings, cost: CostModel | None) -> list[Pilot]:
         sizes = sorted({min(u, s.pool_cap) for u in sizes})
     distil = [Pilot(n, u) for n in teachers for u in sizes]
     # Annotation pilots train no teacher: they make up the trials a fit needs.
-    if s.shape is not None:
-        n_annotation = max(SHAPED_ANNOTATION_PILOTS, frontier.SHAPED_MIN_TRIALS - len(distil))
-    else:
-        n_annotation = max(ANNOTATION_PILOTS, frontier.MIN_TRIALS - len(distil))
+    at_least, trials = (
+        (SHAPED_ANNOTATION_PILOTS, frontier.SHAPED_MIN_TRIALS)
+        if s.shape
+        else (ANNOTATION_PILOTS, frontier.MIN_TRIALS)
+    )
+    n_annotation = max(at_least, trials - len(distil))
     return [Pilot(n, 0) for n in _geometric(low, high, n_annotation)] + distil
 
 
@@ -154,14 +161,13 @@ def unaffordable(s: PlanSettings, cost: CostModel | None) -> str:
     """Why no distillation pilot fits the cap at known prices; empty when one does."""
     if cost is None:
         return ""
-    low = max(s.seed_labels, SMALLEST_LABELS)
-    least = cost.teacher_usd(low) + cost.d_usd_per_1k_unlabelled * SMALLEST_POOL / 1000
+    least = cost.usd(s.smallest_labels, SMALLEST_POOL)
     if least <= s.max_spend_usd:
         return ""
     return (
-        f"the cheapest distillation pilot (a teacher on {low} labels, {SMALLEST_POOL} examples "
-        f"distilled) costs ${least:.2f}, more than the cap of ${s.max_spend_usd:.2f}: no pilot "
-        "can measure distillation; raise --max-spend"
+        f"the cheapest distillation pilot (a teacher on {s.smallest_labels} labels, "
+        f"{SMALLEST_POOL} examples distilled) costs ${least:.2f}, more than the cap of "
+        f"${s.max_spend_usd:.2f}: no pilot can measure distillation; raise --max-spend"
     )
 
 
@@ -181,7 +187,7 @@ def next_pilot(
     """The pilot that narrows the recommendation most for the money left, or None."""
     trained = sorted({r.n_labels_used for r in rows if r.n_unlabelled > 0})
     if rec is None:  # no fit yet: a larger pool at the smallest teacher is the cheapest news
-        labels = trained[0] if trained else max(s.seed_labels, SMALLEST_LABELS)
+        labels = trained[0] if trained else s.smallest_labels
         measured = max((r.n_unlabelled for r in rows if r.n_labels_used == labels), default=0)
         target = 2 * int(measured) or PROBE_UNLABELLED[-1]
     elif rec.n_unlabelled > 0:  # measure toward the recommended point
@@ -264,11 +270,10 @@ def _allowance(pilots: Sequence[Pilot], left_usd: float, cost: CostModel | None)
     even = left_usd / (len(distilling) or 1)
     if cost is None or not distilling:
         return even
-    smallest: dict[int, int] = {}
-    for p in distilling:
-        smallest[p.n_labels] = min(smallest.get(p.n_labels, p.n_unlabelled), p.n_unlabelled)
+    # Each teacher's smallest pilot with its teacher; the largest of those is what is needed.
     need = max(
-        cost.teacher_usd(n) + cost.d_usd_per_1k_unlabelled * u / 1000 for n, u in smallest.items()
+        cost.usd(n, min(p.n_unlabelled for p in distilling if p.n_labels == n))
+        for n in {p.n_labels for p in distilling}
     )
     return min(left_usd, max(even, need + 1e-6))
 
@@ -346,12 +351,10 @@ def format_plan(p: Plan) -> str:
             f"(alpha {s.shape.alpha:.3g}, a distilled example worth {s.shape.w:.3g} labels)"
             + ("; alpha is at the end of its range: a doubtful prior" if s.shape.at_edge else "")
         )
-        if p.model is not None and (p.model.curve.alpha, p.model.curve.w) != (
-            s.shape.alpha,
-            s.shape.w,
-        ):
+        model = p.model
+        if model is not None and (model.curve.alpha, model.curve.w) != (s.shape.alpha, s.shape.w):
             lines.append(
-                f"  the task's own {p.model.n_trials} trials predict better without that shape:"
+                f"  the task's own {model.n_trials} trials predict better without that shape:"
                 " it was dropped"
             )
     for n, r in enumerate((r for r in p.rounds if r.pilots), start=1):

@@ -112,7 +112,7 @@ def test_a_plan_never_spends_more_than_its_cap_and_answers_near_the_best() -> No
 def test_a_warm_start_shape_needs_one_teacher_and_half_the_money() -> None:
     # A finished task: the paper's grid on the same closed-form landscape.
     grid = [Pilot(n, u) for n in (100, 500, 1000, 5000) for u in (0, 10_000, 100_000)]
-    shape = frontier.shape_of(frontier.fit(SyntheticRunner()(grid), "fever", n_boot=0), "fever")
+    shape = frontier.fit_shape(SyntheticRunner()(grid), "fever")
     cold = plan(SyntheticRunner(), _settings())
     warm = plan(SyntheticRunner(), _settings(shape=shape))
     pilots = warm.rounds[0].pilots
