@@ -182,8 +182,8 @@ def _prepare(cfg: TrialConfig, report: Report) -> _Trial:
         student_name=student,
         labelled=family.encode(take(data.train, pool.labelled), with_targets=True),
         pool_order=pool.unlabelled,
-        dev=data.dev[:limit] if limit else data.dev,
-        test=data.test[:limit] if limit else data.test,
+        dev=data.dev[:limit],  # None: every row
+        test=data.test[:limit],
         device=_device(),
         cache=cache,
         report=report,
@@ -329,7 +329,7 @@ def _soft_labels(
 ) -> tuple[list[Item], list[Soft], CacheStatus]:
     """Soft targets for as many unlabelled examples as the remaining money covers."""
     cfg = trial.cfg
-    order = trial.pool_order[: cfg.max_unlabelled] if cfg.max_unlabelled else trial.pool_order
+    order = trial.pool_order[: cfg.max_unlabelled]  # None: the whole pool
     items = trial.family.encode(take(trial.data.train, order), with_targets=False)
     if not items:
         return [], [], "off"

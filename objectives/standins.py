@@ -76,7 +76,9 @@ def _split(cfg: TrialConfig, cost: CostModel, pool: int) -> tuple[Allocation, in
     n_unlabelled = cost.affordable_unlabelled(allocation.compute_usd, n_labelled)
     if n_unlabelled < 0:
         return allocation, n_labelled, 0, "unaffordable", 0.0
-    n_unlabelled = min(n_unlabelled, pool, cfg.max_unlabelled or pool)
+    n_unlabelled = min(n_unlabelled, pool)
+    if cfg.max_unlabelled is not None:  # 0 is a cap too: no pool
+        n_unlabelled = min(n_unlabelled, cfg.max_unlabelled)
     return (
         allocation,
         n_labelled,

@@ -89,6 +89,12 @@ class TrialConfig:
                 raise ValueError(f"`{name} >= 1` must hold, but got {name}={getattr(self, name)}.")
         if self.n_reports < 0:
             raise ValueError(f"`n_reports >= 0` must hold, but got n_reports={self.n_reports}.")
+        for name, least in (("max_unlabelled", 0), ("max_eval_examples", 1)):
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise ValueError(
+                    f"`{name} >= {least}` must hold (or unset: no cap), but got {name}={value}."
+                )
         if self.min_distill_steps < 0:
             raise ValueError(
                 f"`min_distill_steps >= 0` must hold, but got min_distill_steps="

@@ -17,7 +17,14 @@ from objectives.data import check_data_dir, data_source, load_task_data
 from objectives.tasks import get_task, task_names
 from objectives.trial_config import format_result
 from sweep import config
-from sweep.options import choose_preset, grid_config, require, sweep_config, trial_settings
+from sweep.options import (
+    choose_preset,
+    grid_config,
+    plan_options,
+    require,
+    sweep_config,
+    trial_settings,
+)
 from sweep.parser import UsageError, build_parser
 from sweep.progress import TrialProgress
 from sweep.tables import format_table
@@ -216,20 +223,30 @@ def _pool_cap(args: argparse.Namespace) -> int | None:
     return int(cap) if cap is not None else None
 
 
+def _label_cap(args: argparse.Namespace, spec: Any) -> int | None:
+    """The most labels a real pilot can buy: the rows of the task's training split."""
+    if (args.objective or "real") != "real":
+        return None
+    from objectives.data import load_task_data
+
+    return len(load_task_data(spec, args.data_dir).train)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from sweep import plan
-    from sweep.results import finished_trials
+    from sweep.results import finished_trials, how_priced, priced_like
     from sweep.tracking import Tracker
 
+    book = plan_options(args)
     if args.task is None or args.budget is None:
-        raise UsageError("missing --task and --budget (e.g. --task bbc_news --budget 8)")
+        raise UsageError(
+            "missing --task and --budget, or task and budget in --config "
+            "(e.g. --task bbc_news --budget 8)"
+        )
     if not args.budget > 0:
         raise ValueError(f"`budget_usd > 0` must hold, but got --budget {args.budget!r}.")
     max_spend = args.max_spend if args.max_spend is not None else 0.1 * args.budget
-    extra = config.user_tasks(args.task_file)
-    spec = get_task(args.task, extra)
-    file_prices = config.read_config_file(args.config).get("prices")
-    book = config.price_book(file_prices, args.price, args.usd_per_device_hour, None, extra)
+    spec = get_task(args.task, config.user_tasks(args.task_file))
     settings = plan.PlanSettings(
         task=args.task,
         budget_usd=args.budget,
@@ -238,6 +255,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         max_spend_usd=max_spend,
         cost=spec.cost_model if args.meter == "paper" else None,  # else fitted to pilots
         pool_cap=_pool_cap(args),
+        label_cap=_label_cap(args, spec),
     )
     root = args.root or config.DEFAULT_ROOT
     uri = args.tracking_uri or config.default_tracking(root)
@@ -245,9 +263,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
     readable = store is None or store.is_file()  # never create a store just to read it
     tracker = Tracker(uri) if readable and (args.shape_from or not args.fresh) else None
     if args.shape_from:
+        if tracker is not None:
+            _known_task(args.shape_from, tracker)
         rows = finished_trials(tracker, args.shape_from) if tracker else []
         settings = dataclasses.replace(settings, shape=_shape(args.shape_from, rows, uri))
-    known = finished_trials(tracker, args.task) if tracker and not args.fresh else []
+    stored = finished_trials(tracker, args.task) if tracker and not args.fresh else []
+    # One curve, one pricing: the stored trials priced as this plan's pilots will be.
+    mine = (args.objective or "real", args.meter or "estimated")
+    sweeps = how_priced(tracker, args.task, (r.sweep for r in stored)) if tracker else {}
+    alike = [r for r in stored if sweeps[r.sweep] == mine]
+    known = priced_like(alike, settings.usd_per_label, book.usd_per_device_hour)[0]
+    if len(known) < len(stored):
+        print(
+            f"sweep plan: left out {len(stored) - len(known)} stored trials of {args.task} "
+            f"priced otherwise than this plan (${settings.usd_per_label:g} a label, "
+            f"${book.usd_per_device_hour:g} a device-hour, objective {mine[0]}, meter {mine[1]})",
+            file=sys.stderr,
+        )
     result = plan.plan(_plan_runner(args), settings, known)
     print(plan.format_plan(result))
     return 0 if result.recommendation is not None else EXIT_NOTHING_FINISHED
@@ -256,7 +288,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _shape(task: str, rows: Sequence[TrialRow], uri: str) -> Shape:
     """The curve shape of a finished task, for `sweep plan --warm-start`."""
     from sweep import frontier
+    from sweep.results import priced_like, usual_pricing
 
+    # A shape needs one curve, so one pricing: the one most of TASK's trials had.
+    rows = priced_like(rows, *usual_pricing(rows))[0]
     try:
         return frontier.fit_shape(rows, task)
     except frontier.NotEnoughTrials as exc:
@@ -270,6 +305,13 @@ def cmd_frontier(args: argparse.Namespace) -> int:
     for budget in args.budgets:
         if not budget > 0:
             raise ValueError(f"`budget_usd > 0` must hold, but got --budgets item {budget!r}.")
+    if args.holdout_budget is not None and not args.holdout_budget > 0:
+        raise ValueError(
+            f"`holdout_budget > 0` must hold, but got holdout_budget={args.holdout_budget!r}."
+        )
+    for name in ("seed_labels", "max_unlabelled"):
+        if (getattr(args, name) or 0) < 0:
+            raise ValueError(f"`{name} >= 0` must hold, but got {name}={getattr(args, name)}.")
     tracker = _tracker(args)
     rows = [
         r
@@ -282,7 +324,7 @@ def cmd_frontier(args: argparse.Namespace) -> int:
         recs = [frontier.recommend(model, b) for b in args.budgets]
         check = (
             frontier.holdout(rows, args.task, args.holdout_budget, **options)
-            if args.holdout_budget
+            if args.holdout_budget is not None
             else None
         )
     except frontier.NotEnoughTrials as exc:
@@ -312,7 +354,19 @@ def _tracker(args: argparse.Namespace) -> Any:
         )
     from sweep.tracking import Tracker
 
-    return Tracker(uri)
+    tracker = Tracker(uri)
+    _known_task(getattr(args, "task", None), tracker)
+    return tracker
+
+
+def _known_task(task: str | None, tracker: Any) -> None:
+    """A task the registry or the store knows (a `--task-file` task has its own experiment);
+    else one line naming the valid ones."""
+    from objectives.tasks import BUILTIN_TASKS
+
+    known = {*BUILTIN_TASKS, *tracker.experiments()}
+    if task is not None and task not in known:
+        raise ValueError(f"Unknown task={task!r}; valid tasks: {', '.join(sorted(known))}.")
 
 
 def cmd_best(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from sweep.results import TrialRow
+from sweep.results import TrialRow, device_hour_price, label_price
 from sweep.tables import format_table
 
 Array = NDArray[np.float64]
@@ -160,7 +160,8 @@ class Costs:
         return labelled, unlabelled, new * self.usd_per_label + spent_compute
 
 
-def _one_value(values: list[float], what: str) -> float:
+def _one_value(prices: Iterable[float | None], what: str) -> float:
+    values = [p for p in prices if p is not None]
     if not values:
         raise NotEnoughTrials(f"no trial records its {what}")
     low, high = min(values), max(values)
@@ -176,13 +177,8 @@ def fit_costs(rows: Sequence[TrialRow], pool_cap: float | None = None) -> Costs:
     from scipy.optimize import nnls
 
     distilled = [r for r in rows if r.n_unlabelled > 0 and r.compute_spent_usd > 0]
-    price = _one_value(
-        [r.annotation_usd / r.n_new_labels for r in rows if r.n_new_labels > 0], "price per label"
-    )
-    hourly = _one_value(
-        [r.compute_spent_usd / r.device_hours for r in distilled if r.device_hours > 0],
-        "price per device-hour",
-    )
+    price = _one_value(map(label_price, rows), "price per label")
+    hourly = _one_value(map(device_hour_price, distilled), "price per device-hour")
     x = np.array([[1.0, r.n_labels_used, r.n_unlabelled] for r in distilled])
     y = np.array([r.compute_spent_usd for r in distilled])
     scale = np.maximum(x.max(axis=0), 1.0)

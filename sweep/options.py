@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from objectives.budget import PriceBook
 from objectives.data import check_data_dir
 from sweep import config
 from sweep.parser import UsageError
@@ -164,3 +165,28 @@ def grid_config(args: argparse.Namespace) -> config.SweepConfig:
     if args.name is None and args.task:
         args.name = f"{args.task}-grid"
     return sweep_config(args, grid=(args.labels or [], args.unlabelled or []))
+
+
+def plan_options(args: argparse.Namespace) -> PriceBook:
+    """`sweep plan`'s --config: the file fills the options the command line left unset, and
+    its prices are passed on as options, so that the pilots' grid sweeps (which take no
+    budget) see the plan's values and not the file's budget. Returns the price book."""
+    file_cfg = config.read_config_file(args.config)
+    config.check_file_keys(args, file_cfg)
+    files = file_cfg.get("task_file") or []
+    args.task_file = args.task_file or ([files] if isinstance(files, str) else files)
+    for key, value in file_cfg.items():
+        if key not in ("prices", "task_file") and getattr(args, key, None) is None:
+            setattr(args, key, value)
+    book = config.price_book(
+        file_cfg.get("prices"),
+        args.price,
+        args.usd_per_device_hour,
+        args.charge_student_training,
+        config.user_tasks(args.task_file),
+    )
+    args.config = None
+    args.price = [f"{task}={usd!r}" for task, usd in book.usd_per_label.items()]
+    args.usd_per_device_hour = book.usd_per_device_hour
+    args.charge_student_training = book.charge_student_training
+    return book

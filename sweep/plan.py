@@ -59,6 +59,7 @@ class PlanSettings:
     max_spend_usd: float
     cost: CostModel | None = None  # compute prices known in advance (the paper meter's)
     pool_cap: int | None = None  # most unlabelled examples the task has
+    label_cap: int | None = None  # most labels a pilot can buy: the training split's rows
     fraction_width: float = 0.2  # stop when the share's 90 % interval is this narrow
     max_rounds: int = 5
     ceiling: bool = True  # cap distilled students by their teacher's curve
@@ -73,6 +74,16 @@ class PlanSettings:
                 raise ValueError(f"`{name} > 0` must hold, but got {name}={value!r}.")
         if self.seed_labels < 0:
             raise ValueError(f"`seed_labels >= 0` must hold, but got {self.seed_labels!r}.")
+        if self.pool_cap is not None and self.pool_cap < SMALLEST_POOL:
+            raise ValueError(
+                f"`max_unlabelled >= {SMALLEST_POOL}` must hold for a plan (a smaller pool "
+                f"measures no distillation), but got max_unlabelled={self.pool_cap!r}."
+            )
+        if self.label_cap is not None and self.label_cap < self.smallest_labels:
+            raise ValueError(
+                f"the training split's {self.label_cap} rows are fewer than the "
+                f"{self.smallest_labels} labels of the smallest pilot."
+            )
 
     @property
     def smallest_labels(self) -> int:
@@ -83,6 +94,10 @@ class PlanSettings:
     def labels_at_zero(self) -> int:
         """What annotation only buys: the seed labels plus B's worth of new ones."""
         return self.seed_labels + math.floor(self.budget_usd / self.usd_per_label + 1e-9)
+
+    def affordable_labels(self, n_labels: int) -> int:
+        """`n_labels`, or as many as a pilot can have (beyond them the curve extrapolates)."""
+        return n_labels if self.label_cap is None else min(n_labels, self.label_cap)
 
 
 @dataclass(frozen=True)
@@ -129,7 +144,7 @@ def first_round(s: PlanSettings, cost: CostModel | None) -> list[Pilot]:
     shape), two pool sizes each, and annotation pilots up to what B buys: enough trials for a
     first fit."""
     low = s.smallest_labels
-    high = max(s.labels_at_zero, low)
+    high = max(s.affordable_labels(s.labels_at_zero), low)
     teachers = _geometric(low, round(math.sqrt(low * high)), 1 if s.shape else 2)
     if cost is None:  # a probe: one teacher, two small pools, until prices are fitted
         teachers, sizes = teachers[:1], list(PROBE_UNLABELLED)
@@ -144,8 +159,8 @@ def first_round(s: PlanSettings, cost: CostModel | None) -> list[Pilot]:
         if largest < 4 * SMALLEST_POOL:  # the share buys no pool worth running: the cap does
             largest = (s.max_spend_usd - teachers_usd) / per_example
         sizes = [max(1, math.floor(largest / 4)), max(2, math.floor(largest))]
-    if s.pool_cap is not None:
-        sizes = sorted({min(u, s.pool_cap) for u in sizes})
+    if s.pool_cap is not None and sizes[-1] > s.pool_cap:  # two sizes still, under the cap
+        sizes = sorted({max(SMALLEST_POOL, s.pool_cap // 4), s.pool_cap})
     distil = [Pilot(n, u) for n in teachers for u in sizes]
     # Annotation pilots train no teacher: they make up the trials a fit needs.
     at_least, trials = (
@@ -191,7 +206,7 @@ def next_pilot(
         measured = max((r.n_unlabelled for r in rows if r.n_labels_used == labels), default=0)
         target = 2 * int(measured) or PROBE_UNLABELLED[-1]
     elif rec.n_unlabelled > 0:  # measure toward the recommended point
-        labels, target = _snap(rec.n_labels, trained), rec.n_unlabelled
+        labels, target = _snap(s.affordable_labels(rec.n_labels), trained), rec.n_unlabelled
     else:  # annotation only: is any distillation worth it at the interval's upper share?
         if rec.fraction_interval[1] <= 0:
             return None
@@ -209,7 +224,8 @@ def next_pilot(
 
 
 def _labels_at(s: PlanSettings, fraction: float) -> int:
-    return s.seed_labels + math.floor((1 - fraction) * s.budget_usd / s.usd_per_label + 1e-9)
+    bought = math.floor((1 - fraction) * s.budget_usd / s.usd_per_label + 1e-9)
+    return s.affordable_labels(s.seed_labels + bought)
 
 
 # --- the loop ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ only; starts no Ray."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -107,6 +107,57 @@ def _versus_annotate_only(
     if best.score_low is None or base.score_high is None:
         return best.score - base.score, None
     return best.score - base.score, best.score_low > base.score_high
+
+
+def label_price(row: TrialRow) -> float | None:
+    """What the trial paid per label; None when it bought none."""
+    return row.annotation_usd / row.n_new_labels if row.n_new_labels > 0 else None
+
+
+def device_hour_price(row: TrialRow) -> float | None:
+    """What the trial's compute cost per device-hour; None when it distilled nothing."""
+    if row.n_unlabelled > 0 and row.compute_spent_usd > 0 and row.device_hours > 0:
+        return row.compute_spent_usd / row.device_hours
+    return None
+
+
+def priced_like(
+    rows: Iterable[TrialRow], usd_per_label: float | None, usd_per_device_hour: float | None
+) -> tuple[list[TrialRow], list[TrialRow]]:
+    """(trials priced like this, or silent about a price; the others). A learning curve's
+    costs are fitted from one pricing; None: any price."""
+
+    def same(price: float | None, wanted: float | None) -> bool:
+        return price is None or wanted is None or abs(price - wanted) <= 1e-3 * wanted
+
+    kept: list[TrialRow] = []
+    other: list[TrialRow] = []
+    for r in rows:
+        alike = same(label_price(r), usd_per_label)
+        (kept if alike and same(device_hour_price(r), usd_per_device_hour) else other).append(r)
+    return kept, other
+
+
+def how_priced(tracker: Tracker, task: str, sweeps: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Each sweep's (objective, compute meter), from its parent run's config: trials of one
+    curve share them (a stand-in's or another meter's dollars are not a real trial's)."""
+    out = {}
+    for sweep in set(sweeps):
+        run_id = tracker.find_sweep_run(task, sweep)
+        params = tracker.client.get_run(run_id).data.params if run_id else {}
+        # Unset: the defaults (a stored config leaves out what is None).
+        out[sweep] = (params.get("objective", "real"), params.get("trial.meter", "estimated"))
+    return out
+
+
+def usual_pricing(rows: Sequence[TrialRow]) -> tuple[float | None, float | None]:
+    """(price per label, per device-hour) that most of `rows` were priced at."""
+
+    def usual(prices: list[float | None]) -> float | None:
+        known = Counter(round(p, 6) for p in prices if p is not None).most_common(1)
+        return known[0][0] if known else None
+
+    return usual([label_price(r) for r in rows]), usual([device_hour_price(r) for r in rows])
 
 
 def _row(run: Any) -> TrialRow:

@@ -4,12 +4,15 @@ What a trial spends is its sweep ledger (`sweep_spent_usd`, the real device-seco
 used); a stand-in objective uses none, so it counts what its allocation's compute would
 cost (`compute_spent_usd`), as `sweep plan` does. Before a trial starts, the trials still
 running and the new one are each assumed to cost as much as the costliest finished trial;
-if that could pass the cap, the sweep starts no more trials (those running finish). The
-first trial of a sweep has nothing to go by and always starts.
+if that could pass the cap, the sweep starts no more trials (those running finish). Until
+a trial has finished there is nothing to go by: the first ones start, as many as the
+concurrency allows. A failed trial spent real time too: it is charged its wall-clock time
+from start to failure (nothing for stand-ins).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +29,7 @@ class SpendLedger:
     """What a sweep has spent so far, across its Tune rounds."""
 
     cap_usd: float | None
+    usd_per_second: float = 0.0  # what a failed trial's wall-clock time is charged
     spent_usd: float = 0.0
     largest_usd: float = 0.0
     running: int = 0
@@ -54,6 +58,7 @@ def capped(searcher: Any, ledger: SpendLedger) -> Any:
     class SpendCap(Searcher):
         def __init__(self) -> None:
             super().__init__(metric=searcher.metric, mode=searcher.mode)
+            self.started: dict[str, float] = {}  # trial id -> when it was suggested
 
         def set_search_properties(self, metric: Any, mode: Any, config: Any, **spec: Any) -> bool:
             return bool(searcher.set_search_properties(metric, mode, config, **spec))
@@ -65,6 +70,7 @@ def capped(searcher: Any, ledger: SpendLedger) -> Any:
             suggestion = searcher.suggest(trial_id)
             if isinstance(suggestion, dict):
                 ledger.running += 1
+                self.started[trial_id] = time.monotonic()
             return suggestion
 
         def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -74,8 +80,11 @@ def capped(searcher: Any, ledger: SpendLedger) -> Any:
             self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
         ) -> None:
             ledger.running = max(0, ledger.running - 1)
+            began = self.started.pop(trial_id, None)
             if result is not None and not error:
                 ledger.record(trial_spent_usd(result))
+            elif began is not None:
+                ledger.record((time.monotonic() - began) * ledger.usd_per_second)
             searcher.on_trial_complete(trial_id, result=result, error=error)
 
         def save(self, checkpoint_path: str) -> None:

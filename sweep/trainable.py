@@ -3,6 +3,7 @@ the objective, one MLflow child run, and the result combined over seeds for Tune
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,12 +53,24 @@ def point_fields(cfg: SweepConfig, config: Mapping[str, Any], seed: int) -> dict
     return fields
 
 
+def failed_usd_per_second(cfg: SweepConfig) -> float:
+    """What each second of a failed trial is charged to the sweep ledger: its devices at the
+    sweep's price (nothing for stand-in objectives, which spend nothing real)."""
+    if cfg.objective != "real":
+        return 0.0
+    base = trial_config(base_fields(cfg, 0.0, 0), cfg.preset)
+    hourly = base.prices(base.task_spec()).usd_per_device_hour
+    return hourly / 3600.0 * max(1, int(cfg.teacher_gpus))
+
+
 def make_trainable(
     cfg: SweepConfig, objective: Objective, experiment_id: str, parent_run_id: str
 ) -> Callable[[dict[str, Any]], None]:
     """The function Ray runs for each trial (in any worker process)."""
+    usd_per_second = failed_usd_per_second(cfg)
 
     def trainable(config: dict[str, Any]) -> None:
+        started = time.monotonic()
         import ray
         from ray import tune
 
@@ -121,6 +134,9 @@ def make_trainable(
         except BaseException as exc:
             if pending:
                 tracker.log(run_id, steps=pending)
+            # What the failure cost is still spent (the sweep ledger; `--max-spend` counts it).
+            failed_usd = (time.monotonic() - started) * usd_per_second
+            tracker.log(run_id, metrics={"sweep_spent_usd": failed_usd})
             tracker.fail(run_id, f"{type(exc).__name__}: {exc}")
             raise
         tune.report({**summary, "stage": "final", "mlflow_run_id": run_id})

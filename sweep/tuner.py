@@ -42,7 +42,7 @@ from sweep.stores import (
     study_exists,
     study_state,
 )
-from sweep.trainable import Objective, base_fields, make_trainable
+from sweep.trainable import Objective, base_fields, failed_usd_per_second, make_trainable
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ def _open(cfg: SweepConfig, resume: bool, out: TextIO) -> _Session:
             f"{killed} interrupted runs closed",
             file=out,
         )
-    ledger = SpendLedger(cfg.max_spend_usd)
+    ledger = SpendLedger(cfg.max_spend_usd, failed_usd_per_second(cfg))
     for run in tracker.trial_runs(task=cfg.task, sweep=cfg.name) if resume else []:
         ledger.record(trial_spent_usd(run.data.metrics))
     return _Session(cfg, tracker, experiment_id, parent, study, complete, out, ledger)

@@ -112,6 +112,19 @@ def test_bad_config_files(
     assert len(err.strip().splitlines()) == 1 and not root.exists()
 
 
+TRIAL = [
+    "trial",
+    "--task",
+    "fever",
+    "--budget",
+    "10",
+    "--seed-labels",
+    "5",
+    "--compute-fraction",
+    "0.5",
+]
+
+
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
@@ -149,6 +162,40 @@ def test_bad_config_files(
             "Replay table '/no/table.csv' does not exist",
         ),
         (["best", "--budget", "-3"], "budget_usd=-3"),
+        (
+            ["frontier", "--task", "fever", "--budgets", "9", "--seed-labels", "-10"],
+            "seed_labels=-10",
+        ),
+        (
+            ["frontier", "--task", "fever", "--budgets", "9", "--holdout-budget", "0"],
+            "holdout_budget=0",
+        ),
+        (
+            ["frontier", "--task", "fever", "--budgets", "9", "--max-unlabelled", "-1"],
+            "max_unlabelled=-1",
+        ),
+        (
+            [*TRIAL, "--max-unlabelled", "-5"],
+            "max_unlabelled=-5",
+        ),
+        (
+            [*TRIAL, "--max-eval-examples", "0"],
+            "max_eval_examples=0",
+        ),
+        (
+            [
+                "plan",
+                "--task",
+                "fever",
+                "--budget",
+                "10",
+                "--max-unlabelled",
+                "0",
+                "--objective",
+                "synthetic",
+            ],
+            "max_unlabelled=0",
+        ),
         (["report"], "the following arguments are required: --task"),
     ],
 )
@@ -160,3 +207,32 @@ def test_bad_command_lines(
     assert fragment in err, err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_unknown_task_in_a_query_names_the_valid_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sweep.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    Tracker(uri).experiment_id("mine")  # a task only the store knows stays valid
+    for argv in (
+        ["best", "--task", "fevr"],
+        ["frontier", "--task", "fevr", "--budgets", "9"],
+        [
+            "plan",
+            "--task",
+            "fever",
+            "--budget",
+            "9",
+            "--warm-start",
+            "fevr",
+            "--objective",
+            "synthetic",
+        ],
+    ):
+        assert main([*argv, "--tracking-uri", uri]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Unknown task='fevr'" in err, err
+        assert "fever" in err and "mine" in err
+    assert main(["best", "--task", "mine", "--tracking-uri", uri]) == 1  # known, no trials

@@ -16,7 +16,7 @@ from sweep.frontier import (
     holdout,
     recommend,
 )
-from sweep.results import TrialRow, pareto_set
+from sweep.results import TrialRow, pareto_set, priced_like, usual_pricing
 
 TRUE = Curve(a=0.92, b=1.2, alpha=0.45, g=0.06, k=300.0)
 COSTS = Costs(0.364, 75.0, 0.05, 0.0115, 0.0015, None)
@@ -162,6 +162,13 @@ def test_mixed_prices_are_refused() -> None:
     cheaper = [TrialRow(**{**r.__dict__, "annotation_usd": r.annotation_usd / 2}) for r in rows[:3]]
     with pytest.raises(ValueError, match="priced differently .* --sweep NAME"):
         fit_costs(cheaper + rows[3:])
+    # `sweep plan` keeps the trials priced like itself; a warm start the usual pricing.
+    price = rows[3].annotation_usd / rows[3].n_new_labels
+    kept, other = priced_like(cheaper + rows[3:], price, 75.0)
+    assert kept == rows[3:] and other == [r for r in cheaper if r.n_new_labels > 0]
+    assert usual_pricing(cheaper + rows[3:]) == (round(price, 6), 75.0)
+    assert priced_like(rows, price, 3.0)[1] == [r for r in rows if r.n_unlabelled > 0]
+    fit_costs(kept)
 
 
 def test_pareto_set_keeps_only_unbeaten_trials() -> None:

@@ -87,6 +87,19 @@ def test_the_first_round_fits_the_cap_and_reaches_what_the_budget_buys() -> None
     assert len(teachers) == 2 and len({p.n_unlabelled for p in pilots}) == 3
 
 
+def test_pilots_stay_within_the_training_split_and_the_pool() -> None:
+    # The README's example on tests/data: B buys 2,425 labels, the split holds 1,000 rows,
+    # the recipe caps pools at 640 (two sizes still: one measures nothing about U).
+    s = _settings(label_cap=1000, pool_cap=640)
+    pilots = first_round(s, FEVER)
+    assert max(p.n_labels for p in pilots) == 1000
+    assert sorted({p.n_unlabelled for p in pilots if p.n_unlabelled}) == [160, 640]
+    with pytest.raises(ValueError, match="max_unlabelled >= 16"):
+        _settings(pool_cap=0)
+    with pytest.raises(ValueError, match="50 rows are fewer than the 100 labels"):
+        _settings(label_cap=50)
+
+
 def _full(fraction: float) -> float:
     """A full-size trial at B = $300 on the closed-form landscape."""
     return synthetic_trial(TrialConfig("fever", 300.0, 100, fraction), cost=FEVER).score
@@ -251,6 +264,22 @@ def test_a_warm_start_from_a_task_without_trials_is_one_line(
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
+def test_sweep_plan_reads_its_options_from_a_config_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sweep.cli import main
+
+    file = tmp_path / "plan.toml"
+    file.write_text(
+        'task = "fever"\nbudget = 300\nseed_labels = 100\nmeter = "paper"\n'
+        'objective = "synthetic"\nmax_spend = 0.01\n[prices]\nusd_per_device_hour = 3.0\n'
+    )
+    # The file's paper meter gives known prices, so its one-cent cap pays for no pilot.
+    assert main(["plan", "--config", str(file), "--root", str(tmp_path / "runs")]) == 1
+    out = capsys.readouterr().out
+    assert "plan for fever at B=$300 with 100 seed labels" in out and "raise --max-spend" in out
+
+
 @pytest.mark.slow
 def test_sweep_plan_runs_pilots_through_the_sweep_and_says_what_deciding_cost(
     tmp_path: Path,
@@ -272,3 +301,10 @@ def test_sweep_plan_runs_pilots_through_the_sweep_and_says_what_deciding_cost(
     assert again.returncode == 0, again.stdout + again.stderr
     assert "started from 9 finished trials" in again.stdout or "started from 8" in again.stdout
     assert "warm start: the curve's shape from fever's" in again.stdout
+    # Trials priced otherwise are left out, said, not fitted together (which would raise
+    # after the pilots were paid for); here the cap then pays for no pilot at all.
+    other = ("--usd-per-device-hour", "3", "--max-spend", "0.01")
+    dearer = _sweep(*args, *other, "--objective", "synthetic", "--meter", "paper", cwd=tmp_path)
+    assert dearer.returncode == 1, dearer.stdout + dearer.stderr
+    assert "left out" in dearer.stderr and "priced otherwise" in dearer.stderr
+    assert "no recommendation" in dearer.stdout and "raise --max-spend" in dearer.stdout

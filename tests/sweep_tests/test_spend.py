@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from sweep.results import finished_trials
-from sweep.spend import SpendLedger, trial_spent_usd
+from sweep.spend import SpendLedger, capped, trial_spent_usd
 from sweep.tracking import Tracker
+from sweep.trainable import failed_usd_per_second
 from sweep.tuner import run_sweep
 from tests.sweep_tests.conftest import synthetic_config
 
@@ -35,6 +37,34 @@ def test_real_spending_counts_and_stand_ins_count_their_allocation() -> None:
     assert trial_spent_usd({}) == 0.0
 
 
+def test_a_failed_trial_is_charged_the_time_it_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray.tune.search import Searcher
+
+    class Points(Searcher):
+        def suggest(self, trial_id: str) -> dict[str, float]:
+            return {"compute_fraction": 0.5}
+
+        def on_trial_complete(
+            self, trial_id: str, result: object = None, error: bool = False
+        ) -> None:
+            pass
+
+    clock = iter([100.0, 130.0, 200.0, 300.0])
+    monkeypatch.setattr("sweep.spend.time.monotonic", lambda: next(clock))
+    ledger = SpendLedger(cap_usd=1.0, usd_per_second=0.01)
+    cap = capped(Points(metric="score", mode="max"), ledger)
+    assert cap.suggest("a") == {"compute_fraction": 0.5}
+    cap.on_trial_complete("a", None, error=True)  # ran 30 s before it failed: $0.30
+    assert ledger.spent_usd == pytest.approx(0.30) and ledger.running == 0
+    assert cap.suggest("b") is not None
+    cap.on_trial_complete("b", {"sweep_spent_usd": 0.25})  # a finished trial: its ledger
+    assert ledger.spent_usd == pytest.approx(0.55)
+    assert ledger.may_start()  # 0.55 + the costliest (the failure's 0.30) <= 1.0
+    assert cap.suggest("c") is not None
+    cap.on_trial_complete("c", {"sweep_spent_usd": 0.30})
+    assert not ledger.may_start()  # 0.85 + 0.30 > 1.0
+
+
 def test_a_negative_cap_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_spend_usd > 0"):
         synthetic_config(tmp_path, max_spend_usd=-1.0)
@@ -58,3 +88,11 @@ def test_a_sweep_starts_no_trial_that_could_pass_its_cap(tmp_path: Path) -> None
     more = synthetic_config(tmp_path, n_trials=5, max_spend_usd=400.0)
     summary = run_sweep(more, resume=True)
     assert summary.n_finished > 2
+
+
+def test_a_failed_second_is_priced_like_the_sweep(tmp_path: Path) -> None:
+    cfg = synthetic_config(tmp_path)
+    assert failed_usd_per_second(cfg) == 0.0  # stand-ins spend nothing real
+    trial = {**cfg.trial, "usd_per_device_hour": 36.0}
+    real = dataclasses.replace(cfg, objective="real", trial=trial)
+    assert failed_usd_per_second(real) == pytest.approx(0.01)

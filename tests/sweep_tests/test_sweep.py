@@ -112,6 +112,8 @@ def test_crashed_trials_are_failed_and_the_sweep_goes_on(tmp_path: Path) -> None
     failed = tracker.trial_runs(task="fever", sweep="syn", status="FAILED")
     assert len(failed) == summary.n_failed
     assert all("RuntimeError: boom" in r.data.tags[TAG_FAILURE] for r in failed)
+    # What a failure spent is kept (a stand-in spends nothing real; a real trial its time).
+    assert all(r.data.metrics["sweep_spent_usd"] == 0.0 for r in failed)
     assert not tracker.trial_runs(task="fever", sweep="syn", status="RUNNING")
     rows = best_allocations(tracker, "fever")
     assert rows[0].compute_fraction <= 0.5 and rows[0].n_trials == 4  # failures ignored
