@@ -52,8 +52,8 @@ from objectives.trial_config import TrialConfig, TrialResult
 from search_spaces import get_space
 from search_spaces.spaces import PAPER_FRACTIONS
 from sweep import frontier
-from sweep.plan import Pilot, Plan, PlanSettings, Runner, plan, plan_spent_usd
-from sweep.results import TrialRow, row_from_result
+from sweep.plan import Pilot, Plan, PlanSettings, Ran, Runner, plan, plan_spent_usd
+from sweep.results import row_from_result
 from sweep.spend import SpendLedger
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -242,7 +242,7 @@ def runner(land: Landscape, reuse: bool) -> Runner:
     trained: set[int] = set()
     done: list[int] = []
 
-    def run(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> list[TrialRow]:
+    def run(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> Ran:
         rows = []
         ledger = SpendLedger(cap_usd)  # as `sweep plan`'s sweeps stop at the cap
         for p in pilots:
@@ -261,7 +261,7 @@ def runner(land: Landscape, reuse: bool) -> Runner:
             if isinstance(land, Real):
                 print(f"  pilot L={p.n_labels} U={p.n_unlabelled}: score {result.score:.4f}, "
                       f"spent ${spent:.3f}", flush=True)  # fmt: skip
-        return rows
+        return Ran(tuple(rows))  # a pilot that raises stops the benchmark
 
     return run
 

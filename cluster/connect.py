@@ -15,10 +15,13 @@ def ray_address(cli_address: str | None) -> str | None:
 
 def check_reachable(address: str | None, timeout_s: float = 3.0) -> None:
     """Fail fast with one clear line instead of Ray's long retry loop on a dead address."""
-    if address is None or address == "auto":
+    if address is None or address == "auto":  # `auto` is resolved by Ray (sweep.raystart)
         return
     parsed = urlparse(address if "://" in address else f"ray://{address}")
-    host, port = parsed.hostname, parsed.port
+    try:
+        host, port = parsed.hostname, parsed.port
+    except ValueError:  # a port that is not a number
+        host, port = None, None
     if not host or not port:
         raise ValueError(
             f"--address {address!r} is not HOST:PORT or ray://HOST:PORT (e.g. 127.0.0.1:6379); "

@@ -116,6 +116,15 @@ def find_data_files(task: TaskSpec, data_dir: str | Path | None = None) -> dict[
 
 def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, row) from a JSON Lines, CSV or Parquet file."""
+    try:
+        yield from _records(path)
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8."
+        ) from None
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         with path.open(encoding="utf-8") as handle:

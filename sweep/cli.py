@@ -40,9 +40,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     check_data_dir(args.data_dir)
     extra = config.user_tasks(args.task_file)
     file_cfg = config.read_config_file(args.config)
-    book = config.price_book(
-        file_cfg.get("prices"), args.price, args.usd_per_device_hour, None, extra
-    )
+    book = config.book_from(args, file_cfg, extra)
     rows: list[dict[str, Any]] = []
     for name in task_names(extra):
         spec = get_task(name, extra)
@@ -177,7 +175,7 @@ def _grid_blocks(pilots: Sequence[Any]) -> list[tuple[str, list[int], list[int]]
 def _plan_runner(args: argparse.Namespace) -> Any:
     """Runs pilots as `sweep grid` sweeps (Ray Tune, Optuna, MLflow) and reads them back;
     each sweep starts no pilot that could take the round over what is left of the cap."""
-    from sweep.plan import plan_spent_usd
+    from sweep.plan import Ran, plan_spent_usd
     from sweep.results import TrialRow, finished_trials
     from sweep.tracking import Tracker
     from sweep.tuner import run_sweep
@@ -185,12 +183,12 @@ def _plan_runner(args: argparse.Namespace) -> Any:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rounds = iter(range(1, 1000))
 
-    def run(pilots: Sequence[Any], allowance_usd: float, cap_usd: float) -> list[TrialRow]:
-        n, rows = next(rounds), list[TrialRow]()
+    def run(pilots: Sequence[Any], allowance_usd: float, cap_usd: float) -> Ran:
+        n, rows, failed_usd = next(rounds), list[TrialRow](), 0.0
         for kind, labels, unlabelled in _grid_blocks(pilots):
             # A new sweep has no costliest trial to go by: the round's own stands in for it.
             spent = [plan_spent_usd(r) for r in rows]
-            left_usd = cap_usd - sum(spent)
+            left_usd = cap_usd - sum(spent) - failed_usd
             if left_usd <= 0 or left_usd < max(spent, default=0.0):
                 break
             ns = argparse.Namespace(**vars(args))
@@ -204,8 +202,11 @@ def _plan_runner(args: argparse.Namespace) -> Any:
             ns.n_reports, ns.score_test = 0, False
             cfg = grid_config(ns)
             summary = run_sweep(cfg)
-            rows += finished_trials(Tracker(summary.tracking_uri), cfg.task, cfg.name)
-        return rows
+            tracker = Tracker(summary.tracking_uri)
+            rows += finished_trials(tracker, cfg.task, cfg.name)
+            failed = tracker.trial_runs(task=cfg.task, sweep=cfg.name, status="FAILED")
+            failed_usd += sum(r.data.metrics.get("sweep_spent_usd", 0.0) for r in failed)
+        return Ran(tuple(rows), failed_usd)
 
     return run
 

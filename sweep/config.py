@@ -53,6 +53,14 @@ def price_book(
     labels = file_prices.get("usd_per_label", {})
     if not isinstance(labels, dict):
         raise ValueError(f"[prices].usd_per_label must be a table of TASK = USD, got {labels!r}.")
+    for key, value in [*((f"usd_per_label.{k}", v) for k, v in labels.items()), *(
+        (k, file_prices[k]) for k in ("usd_per_device_hour",) if k in file_prices
+    )]:  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"[prices].{key} must be a number of dollars, got {value!r}.")
+    flag = file_prices.get("charge_student_training")
+    if flag is not None and not isinstance(flag, bool):
+        raise ValueError(f"[prices].charge_student_training must be true or false, got {flag!r}.")
     book = base.with_overrides(
         usd_per_label={str(k): float(v) for k, v in labels.items()},
         usd_per_device_hour=file_prices.get("usd_per_device_hour"),
@@ -62,6 +70,27 @@ def price_book(
         usd_per_label=parse_price_overrides(cli_prices or []),
         usd_per_device_hour=usd_per_device_hour,
         charge_student_training=charge_student_training,
+    )
+
+
+def book_from(
+    args: Any, file_cfg: Mapping[str, Any], tasks: Mapping[str, TaskSpec] | None = None
+) -> PriceBook:
+    """The price book of a command: a --config file's prices (its `[prices]` table, or the
+    same keys at its top level like every other option), then the command line's."""
+    top = {
+        k: v for k, v in file_cfg.items() if k in ("usd_per_device_hour", "charge_student_training")
+    }
+    file_prices = {**top, **(file_cfg.get("prices") or {})}
+    listed = file_cfg.get("price") or []
+    if not isinstance(listed, list):
+        raise ValueError(f'--config\'s price must be a list of "TASK=USD", got {listed!r}.')
+    return price_book(
+        file_prices,
+        [*map(str, listed), *(getattr(args, "price", None) or [])],
+        getattr(args, "usd_per_device_hour", None),
+        getattr(args, "charge_student_training", None),
+        tasks,
     )
 
 

@@ -86,6 +86,8 @@ def check_storage(uri: str) -> Check:
 def check_data(spec: TaskSpec, data_dir: str | None, required: bool) -> Check:
     def probe() -> str:
         source = data_source(spec, data_dir)
+        if source.startswith("hf:") and not required:  # a survey of every task downloads nothing
+            return f"{source} (not downloaded to check; `sweep doctor --task {spec.name}` does)"
         data = load_task_data(spec, data_dir)
         return f"{source}: {len(data.train)}/{len(data.dev)}/{len(data.test)} rows"
 

@@ -21,13 +21,7 @@ def trial_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, 
     config.check_file_keys(args, file_cfg)
     task_files = args.task_file or file_cfg.get("task_file") or []
     extra = config.user_tasks([task_files] if isinstance(task_files, str) else task_files)
-    book = config.price_book(
-        file_cfg.get("prices"),
-        args.price,
-        args.usd_per_device_hour,
-        args.charge_student_training,
-        extra,
-    )
+    book = config.book_from(args, file_cfg, extra)
     return file_cfg, config.trial_fields(args, file_cfg, book, extra)
 
 
@@ -167,24 +161,30 @@ def grid_config(args: argparse.Namespace) -> config.SweepConfig:
     return sweep_config(args, grid=(args.labels or [], args.unlabelled or []))
 
 
+PLAN_OWNED = ("name", "trials", "resume")  # `sweep plan` sets these for each pilot sweep
+
+
 def plan_options(args: argparse.Namespace) -> PriceBook:
     """`sweep plan`'s --config: the file fills the options the command line left unset, and
     its prices are passed on as options, so that the pilots' grid sweeps (which take no
-    budget) see the plan's values and not the file's budget. Returns the price book."""
+    budget) see the plan's values and not the file's budget. Returns the price book.
+    The plan names and sizes its own sweeps: `--name`, `--trials` and `--resume` are refused
+    on its command line and ignored in a file (a file shared with `sweep run` has them)."""
+    for option in PLAN_OWNED:
+        if getattr(args, option):
+            raise UsageError(
+                f"sweep plan takes no --{option}: it names and sizes its own pilot sweeps "
+                "(TASK-plan-STAMP-rN); each plan starts from the task's finished trials"
+            )
     file_cfg = config.read_config_file(args.config)
     config.check_file_keys(args, file_cfg)
     files = file_cfg.get("task_file") or []
     args.task_file = args.task_file or ([files] if isinstance(files, str) else files)
+    book = config.book_from(args, file_cfg, config.user_tasks(args.task_file))
     for key, value in file_cfg.items():
-        if key not in ("prices", "task_file") and getattr(args, key, None) is None:
+        owned = key in ("prices", "price", "task_file", *PLAN_OWNED)
+        if not owned and getattr(args, key, None) is None:
             setattr(args, key, value)
-    book = config.price_book(
-        file_cfg.get("prices"),
-        args.price,
-        args.usd_per_device_hour,
-        args.charge_student_training,
-        config.user_tasks(args.task_file),
-    )
     args.config = None
     args.price = [f"{task}={usd!r}" for task, usd in book.usd_per_label.items()]
     args.usd_per_device_hour = book.usd_per_device_hour

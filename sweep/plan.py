@@ -125,11 +125,20 @@ class Plan:
         return self.rounds[-1].recommendation if self.rounds else None
 
 
+@dataclass(frozen=True)
+class Ran:
+    """What a round's pilots gave: the finished ones' rows, and what the failed ones spent
+    (their time; they have no score to fit)."""
+
+    rows: tuple[TrialRow, ...]
+    failed_usd: float = 0.0
+
+
 # run(pilots, allowance, left): each pilot may spend at most `allowance` on its teacher and
 # distillation (its grid allowance: within the cap even where prices were guessed), and the
 # runner starts no pilot that could take the round's real spending over `left` (what is left
 # of the cap; a pilot's own student training counts there).
-Runner = Callable[[Sequence[Pilot], float, float], Sequence[TrialRow]]
+Runner = Callable[[Sequence[Pilot], float, float], Ran]
 
 
 # --- designing pilots ----------------------------------------------------------------------
@@ -325,8 +334,9 @@ def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
             rounds.append(Round((), spent, rec))
     while pilots:
         left = s.max_spend_usd - spent
-        new = run(pilots, _allowance(pilots, left, _prices(s, model)), left)
-        spent += sum(plan_spent_usd(r) for r in new)
+        ran = run(pilots, _allowance(pilots, left, _prices(s, model)), left)
+        new = list(ran.rows)
+        spent += sum(plan_spent_usd(r) for r in new) + ran.failed_usd
         rows += new
         model, rec, why = _fit(s, rows)
         rounds.append(Round(tuple(pilots), spent, rec, why))

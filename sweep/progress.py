@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -113,6 +113,41 @@ def last_line(text: str) -> str:
     """A traceback's last line: the exception's type and message."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no error text"
+
+
+FAIL_FAST_AFTER = 3  # failures of one exception type with no trial finished: systematic
+
+
+def systematic(failures: Sequence[str]) -> str | None:
+    """The exception type, when the failures so far are one error repeating (a missing
+    model, a bug in the objective), as Ray Tune's `fail_fast` would conclude from the first."""
+    kinds = {reason.split(":")[0] for reason in failures}
+    return kinds.pop() if len(failures) >= FAIL_FAST_AFTER and len(kinds) == 1 else None
+
+
+def fail_fast(finished: int) -> Any:
+    """A Tune callback that reads each failure as it happens; `halted()` turns true once the
+    first FAIL_FAST_AFTER failures are one error and no trial has finished (`finished`: the
+    sweep's so far), so the searcher starts no more trials in this round."""
+    from ray.tune import Callback
+
+    class FailFast(Callback):
+        def __init__(self) -> None:
+            self.finished = finished
+            self.reasons: list[str] = []
+
+        def on_trial_complete(
+            self, iteration: int, trials: list[Any], trial: Any, **_: Any
+        ) -> None:
+            self.finished += (trial.last_result or {}).get("stage") == "final"
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+            self.reasons.append(_failure_reason(trial))
+
+        def halted(self) -> bool:
+            return self.finished == 0 and systematic(self.reasons) is not None
+
+    return FailFast()
 
 
 def sweep_progress(total: int, study: Any, out: TextIO) -> Any:

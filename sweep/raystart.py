@@ -69,18 +69,41 @@ class RayStart:
         self.ended.set()
 
 
-def trial_resources(cfg: SweepConfig) -> Any:
-    from ray.tune import PlacementGroupFactory
+def resolve_auto(address: str | None) -> str | None:
+    """`auto` as the cluster it means (the one `ray start` left on this machine, found as Ray
+    finds it), so that it is checked like any HOST:PORT; other addresses as they are."""
+    if address != "auto":
+        return address
+    from ray._private.services import canonicalize_bootstrap_address_or_die
 
-    from cluster import ClusterProfile, resources_for
+    try:
+        return str(canonicalize_bootstrap_address_or_die("auto"))
+    except ConnectionError:
+        raise ValueError(
+            "--address 'auto' found no single Ray cluster on this machine; start one "
+            "(`ray start --head`), name it as HOST:PORT, or leave --address out for a local Ray."
+        ) from None
 
-    profile = ClusterProfile(
+
+def cluster_profile(cfg: SweepConfig) -> Any:
+    """What each trial asks of the cluster (refusing negative or zero resources)."""
+    from cluster import ClusterProfile
+
+    return ClusterProfile(
         cfg.cpus_per_trial,
         cfg.teacher_gpus,
         cfg.student_gpus,
         cfg.teacher_node_resource,
         cfg.student_node_resource,
     )
+
+
+def trial_resources(cfg: SweepConfig) -> Any:
+    from ray.tune import PlacementGroupFactory
+
+    from cluster import resources_for
+
+    profile = cluster_profile(cfg)
     return profile, lambda config: PlacementGroupFactory(
         [resources_for(config, profile).as_ray_dict()]
     )

@@ -6,14 +6,14 @@ cost (`compute_spent_usd`), as `sweep plan` does. Before a trial starts, the tri
 running and the new one are each assumed to cost as much as the costliest finished trial;
 if that could pass the cap, the sweep starts no more trials (those running finish). Until
 a trial has finished there is nothing to go by: the first ones start, as many as the
-concurrency allows. A failed trial spent real time too: it is charged its wall-clock time
-from start to failure (nothing for stand-ins).
+concurrency allows. A failed trial, or one the scheduler stopped early, spent real time
+too: it is charged its wall-clock time (nothing for stand-ins).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +51,9 @@ class SpendLedger:
         )
 
 
-def capped(searcher: Any, ledger: SpendLedger) -> Any:
-    """`searcher` (a Tune Searcher) that suggests nothing once `ledger` refuses a trial."""
+def capped(searcher: Any, ledger: SpendLedger, halted: Callable[[], bool] = bool) -> Any:
+    """`searcher` (a Tune Searcher) that suggests nothing once `ledger` refuses a trial, or
+    once `halted()` (the sweep's failures are systematic)."""
     from ray.tune.search import Searcher
 
     class SpendCap(Searcher):
@@ -64,6 +65,8 @@ def capped(searcher: Any, ledger: SpendLedger) -> Any:
             return bool(searcher.set_search_properties(metric, mode, config, **spec))
 
         def suggest(self, trial_id: str) -> Any:
+            if halted():
+                return Searcher.FINISHED
             if not ledger.may_start():
                 ledger.stopped = True
                 return Searcher.FINISHED
@@ -81,11 +84,16 @@ def capped(searcher: Any, ledger: SpendLedger) -> Any:
         ) -> None:
             ledger.running = max(0, ledger.running - 1)
             began = self.started.pop(trial_id, None)
-            if result is not None and not error:
-                ledger.record(trial_spent_usd(result))
-            elif began is not None:
+            final = (
+                result if result and not error and result.get("stage", "final") == "final" else None
+            )
+            if final is not None:
+                ledger.record(trial_spent_usd(final))
+            elif began is not None:  # failed, or stopped early: charged the time it ran
                 ledger.record((time.monotonic() - began) * ledger.usd_per_second)
-            searcher.on_trial_complete(trial_id, result=result, error=error)
+            # A trial the scheduler (ASHA) stopped early has only a partial score: no result,
+            # so Optuna records it PRUNED, not COMPLETE with that score.
+            searcher.on_trial_complete(trial_id, result=final, error=error)
 
         def save(self, checkpoint_path: str) -> None:
             searcher.save(checkpoint_path)

@@ -73,7 +73,8 @@ def objectives_of(cfg: SweepConfig) -> tuple[list[str], list[str]]:
 
 
 def study_state(cfg: SweepConfig) -> tuple[Any, int]:
-    """The study (created if new) and its number of finished trials."""
+    """The study (created if new) and its number of finished trials: complete, or pruned
+    (stopped early by the scheduler: they count toward --trials, as in Optuna and Tune)."""
     import optuna
 
     modes = objectives_of(cfg)[1]
@@ -83,7 +84,8 @@ def study_state(cfg: SweepConfig) -> tuple[Any, int]:
         directions=["maximize" if m == "max" else "minimize" for m in modes],
         load_if_exists=True,
     )
-    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    complete = len(study.get_trials(deepcopy=False, states=done))
     return study, complete
 
 
@@ -144,6 +146,39 @@ def recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
             if planned:
                 study.enqueue_trial(dict(planned))
     return recovered
+
+
+def queue_missing_grid_points(study: Any, cfg: SweepConfig) -> int:
+    """A grid's points with no finished, running or queued trial go (back) in the queue, so
+    a failed or interrupted point is measured again and never replaced by a repeat of another
+    (Optuna's GridSampler counts a failed point as visited). Returns how many were queued."""
+    import optuna
+
+    if not cfg.is_grid:
+        return 0
+    state = optuna.trial.TrialState
+    covered = {
+        (t.params.get("n_labels"), t.params.get("n_unlabelled"))
+        for t in study.get_trials(
+            deepcopy=False, states=(state.COMPLETE, state.PRUNED, state.RUNNING)
+        )
+    } | {
+        (
+            t.system_attrs["fixed_params"].get("n_labels"),
+            t.system_attrs["fixed_params"].get("n_unlabelled"),
+        )
+        for t in study.get_trials(deepcopy=False, states=(state.WAITING,))
+        if "fixed_params" in t.system_attrs
+    }
+    missing = [
+        {"n_labels": n, "n_unlabelled": u}
+        for n in cfg.grid_labels
+        for u in cfg.grid_unlabelled
+        if (n, u) not in covered
+    ]
+    for params in missing:
+        study.enqueue_trial(params)
+    return len(missing)
 
 
 MIXED_METRICS = "a study never mixes two metrics"

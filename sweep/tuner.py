@@ -25,10 +25,12 @@ from objectives.trial_config import trial_config
 from search_spaces import get_space
 from search_spaces.spaces import FIRST_SHARES, PAPER_FRACTIONS, SEARCHED_FIELDS
 from sweep.config import SweepConfig, check_writable, store_path
-from sweep.progress import last_line, sweep_progress
+from sweep.progress import fail_fast, last_line, sweep_progress, systematic
 from sweep.raystart import (
     RayStart,
     check_cluster_fits,
+    cluster_profile,
+    resolve_auto,
     restore_sigterm,
     sigterm_as_interrupt,
     trial_resources,
@@ -38,6 +40,7 @@ from sweep.stores import (
     MIXED_METRICS,
     objectives_of,
     optuna_storage,
+    queue_missing_grid_points,
     recover_stale_trials,
     study_exists,
     study_state,
@@ -85,7 +88,8 @@ def validate(cfg: SweepConfig) -> None:
     check_writable(cfg.tracking, "--tracking-uri")
     check_writable(cfg.optuna_storage, "--storage")
     check_writable(str(Path(cfg.root).resolve() / "x"), "--root")
-    check_reachable(ray_address(cfg.address))
+    check_reachable(resolve_auto(ray_address(cfg.address)))
+    cluster_profile(cfg)  # refuses negative or zero resources before anything is written
 
 
 def objective_for(cfg: SweepConfig) -> Objective:
@@ -298,7 +302,8 @@ def _open(cfg: SweepConfig, resume: bool, out: TextIO) -> _Session:
             file=out,
         )
     ledger = SpendLedger(cfg.max_spend_usd, failed_usd_per_second(cfg))
-    for run in tracker.trial_runs(task=cfg.task, sweep=cfg.name) if resume else []:
+    # Failed and killed runs spent too (a failure logs its time's cost).
+    for run in tracker.trial_runs(task=cfg.task, sweep=cfg.name, status=None) if resume else []:
         ledger.record(trial_spent_usd(run.data.metrics))
     return _Session(cfg, tracker, experiment_id, parent, study, complete, out, ledger)
 
@@ -322,11 +327,12 @@ def _tuner(session: _Session, trainable: Any) -> Any:
         study_name=cfg.name,
         storage=optuna_storage(cfg.optuna_storage),
     )
+    halt = fail_fast(session.complete)  # stops starting trials once failures are systematic
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(
-                capped(searcher, session.ledger), max_concurrent=cfg.concurrency
+                capped(searcher, session.ledger, halt.halted), max_concurrent=cfg.concurrency
             ),
             num_samples=cfg.n_trials - session.complete,
             metric="score",
@@ -340,6 +346,7 @@ def _tuner(session: _Session, trainable: Any) -> Any:
             failure_config=tune.FailureConfig(max_failures=cfg.retries),
             verbose=0,
             callbacks=[
+                halt,
                 sweep_progress(cfg.n_trials, study, session.out),
                 # The answer in the MLflow descriptions and artifacts, kept current.
                 summary_callback(cfg.tracking, cfg.task, cfg.name, session.parent),
@@ -367,16 +374,6 @@ def _close_failed_runs(session: _Session, results: list[Any]) -> None:
     )
 
 
-FAIL_FAST_AFTER = 3  # failures of one exception type with no trial finished: systematic
-
-
-def _systematic(failures: list[str]) -> str | None:
-    """The exception type, when the failures so far are one error repeating (a missing
-    model, a bug in the objective), as Ray Tune's `fail_fast` would conclude from the first."""
-    kinds = {reason.split(":")[0] for reason in failures}
-    return kinds.pop() if len(failures) >= FAIL_FAST_AFTER and len(kinds) == 1 else None
-
-
 def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) -> None:
     """Tune rounds until the trials are finished, replacing failed ones within an
     allowance; Ctrl-C or SIGTERM leaves nothing RUNNING."""
@@ -395,7 +392,7 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
         )
         max_failures = max(10, 2 * cfg.n_trials)
         while session.complete < cfg.n_trials:
-            kind = _systematic(session.failures) if session.complete == 0 else None
+            kind = systematic(session.failures) if session.complete == 0 else None
             if kind is not None:
                 logger.warning(
                     "sweep %s: the first %d trials all failed with %s and none finished; "
@@ -413,6 +410,7 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
                     max_failures,
                 )
                 break
+            queue_missing_grid_points(session.study, cfg)
             grid = _tuner(session, trainable).fit()
             _close_failed_runs(session, [grid[i] for i in range(len(grid))])
             session.study, session.complete = study_state(cfg)
@@ -426,6 +424,7 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
         # where the result had already been logged).
         session.tracker.close_stale_runs(session.parent, cfg.task)
         recover_stale_trials(session.study, session.tracker, cfg)
+        session.tracker.end(session.parent, "KILLED")  # `--resume` opens it again
         raise KeyboardInterrupt(
             f"sweep {cfg.name!r} interrupted; continue it with "
             f"`sweep run --name {cfg.name} --resume`"

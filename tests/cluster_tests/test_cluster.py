@@ -66,6 +66,8 @@ def test_unreachable_address_is_one_clear_error() -> None:
         check_reachable(f"127.0.0.1:{port}", timeout_s=1)
     with pytest.raises(ValueError, match="is not HOST:PORT"):
         check_reachable("nonsense")
+    with pytest.raises(ValueError, match="is not HOST:PORT"):
+        check_reachable("localhost:abc")
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()

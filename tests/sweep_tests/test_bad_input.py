@@ -70,6 +70,20 @@ def test_bad_data_and_task_files(
     assert len(err.strip().splitlines()) == 1 and not root.exists()
 
 
+def test_a_data_file_that_is_not_utf8_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = _task(tmp_path, [GOOD_ROW])
+    (tmp_path / "train.jsonl").write_bytes(
+        GOOD_ROW.encode() + b"\n" + "caf\u00e9".encode("latin-1")
+    )
+    argv = ["trial", "--task-file", str(task), "--task", "mine", "--budget", "5"]
+    argv += ["--seed-labels", "1", "--compute-fraction", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "train.jsonl: not UTF-8 text" in err, err
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
@@ -98,6 +112,21 @@ def test_bad_data_and_task_files(
             'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\ntemperature = -1\n',
             "temperature > 0` must hold",
         ),
+        (
+            'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\n[prices]\n'
+            'usd_per_device_hour = "2"\n',
+            "[prices].usd_per_device_hour must be a number of dollars, got '2'",
+        ),
+        (
+            'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\n'
+            'charge_student_training = "no"\n',
+            "[prices].charge_student_training must be true or false, got 'no'",
+        ),
+        (
+            'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\n[prices]\n'
+            'usd_per_label = { fever = "abc" }\n',
+            "[prices].usd_per_label.fever must be a number of dollars",
+        ),
     ],
 )
 def test_bad_config_files(
@@ -112,6 +141,19 @@ def test_bad_config_files(
     assert len(err.strip().splitlines()) == 1 and not root.exists()
 
 
+RUN = [
+    "run",
+    "--task",
+    "fever",
+    "--budget",
+    "30",
+    "--seed-labels",
+    "10",
+    "--trials",
+    "2",
+    "--objective",
+    "synthetic",
+]
 TRIAL = [
     "trial",
     "--task",
@@ -162,6 +204,9 @@ TRIAL = [
             "Replay table '/no/table.csv' does not exist",
         ),
         (["best", "--budget", "-3"], "budget_usd=-3"),
+        ([*RUN, "--cpus-per-trial", "0"], "cpus_per_trial > 0"),
+        ([*RUN, "--teacher-gpus", "-1"], "teacher_gpus >= 0"),
+        ([*RUN, "--address", "localhost:abc"], "--address 'localhost:abc' is not HOST:PORT"),
         (
             ["frontier", "--task", "fever", "--budgets", "9", "--seed-labels", "-10"],
             "seed_labels=-10",
@@ -236,3 +281,33 @@ def test_an_unknown_task_in_a_query_names_the_valid_ones(
         assert len(err.splitlines()) == 1 and "Unknown task='fevr'" in err, err
         assert "fever" in err and "mine" in err
     assert main(["best", "--task", "mine", "--tracking-uri", uri]) == 1  # known, no trials
+
+
+def test_prices_at_a_config_files_top_level_count(tmp_path: Path) -> None:
+    import argparse
+
+    from sweep import config
+
+    file = {"usd_per_device_hour": 75, "charge_student_training": True, "price": ["fever=0.5"]}
+    args = argparse.Namespace(price=["nq=2"], usd_per_device_hour=None)
+    book = config.book_from(args, file)
+    assert (book.usd_per_device_hour, book.charge_student_training) == (75, True)
+    assert (book.label_price("fever"), book.label_price("nq")) == (0.5, 2.0)
+    args.usd_per_device_hour = 3.0  # the command line wins
+    assert config.book_from(args, file).usd_per_device_hour == 3.0
+
+
+def test_address_auto_without_a_cluster_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ray._private import services
+
+    def nothing(addr: str) -> str:
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(services, "canonicalize_bootstrap_address_or_die", nothing)
+    root = tmp_path / "runs"
+    assert main([*RUN, "--address", "auto", "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--address 'auto' found no single Ray cluster" in err
+    assert not root.exists()

@@ -56,8 +56,13 @@ def test_interrupt_then_resume(tmp_path: Path, signum: int) -> None:
     assert not [t for t in study.trials if t.state.name == "RUNNING"]
     tracker = Tracker(tracking)
     assert not tracker.trial_runs(task="fever", sweep="intr", status="RUNNING")
+    parent = tracker.find_sweep_run("fever", "intr")
+    assert parent and tracker.client.get_run(parent).info.status == "KILLED"  # not RUNNING
+    if signum == signal.SIGTERM:
+        return  # SIGTERM becomes the same interrupt: the resume below is SIGINT's alone
 
     assert main(["run", "--name", "intr", "--resume", "--root", str(tmp_path)]) == 0
+    assert tracker.client.get_run(parent).info.status == "FINISHED"
     study = optuna.load_study(study_name="intr", storage=storage)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(complete) == 6 and done_before <= {t.number for t in complete}

@@ -65,17 +65,19 @@ def _boom(cfg: Any, report: Any = None) -> Any:
 def test_a_sweep_that_finished_nothing_fails_and_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sweep import tuner
+    from sweep import progress, tuner
 
     monkeypatch.setattr(tuner, "objective_for", lambda cfg: _boom)
-    code = cli.main([*SWEEP_RUN, "--trials", "1", "--root", str(tmp_path)])
+    # Eight trials wanted; the third failure of one kind stops the first round itself.
+    argv = [*SWEEP_RUN, "--trials", "8", "--concurrency", "1", "--root", str(tmp_path)]
+    code = cli.main(argv)
     captured = capsys.readouterr()
     assert code == cli.EXIT_NOTHING_FINISHED
     assert "no trial finished" in captured.err
     assert "RuntimeError: disk on fire at f=0.0" in captured.err
     assert "FAILED: RuntimeError: disk on fire" in captured.out  # the progress line too
     # One exception type three times and nothing finished: systematic, so no more reruns.
-    assert captured.out.count("FAILED: RuntimeError") == tuner.FAIL_FAST_AFTER
+    assert captured.out.count("FAILED: RuntimeError") == progress.FAIL_FAST_AFTER
 
 
 def test_without_cuda_the_cpu_recipe_is_the_default(

@@ -18,7 +18,7 @@ from objectives.budget import PAPER_COST_MODELS
 from objectives.standins import synthetic_trial
 from objectives.trial_config import TrialConfig
 from sweep import frontier
-from sweep.plan import Pilot, PlanSettings, first_round, format_plan, plan
+from sweep.plan import Pilot, PlanSettings, Ran, first_round, format_plan, plan
 from sweep.results import TrialRow, row_from_result
 
 FEVER = PAPER_COST_MODELS["fever"]
@@ -46,7 +46,10 @@ class SyntheticRunner:
         self.pilots: list[Pilot] = []
         self.trained: set[int] = set()
 
-    def __call__(
+    def __call__(self, pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> Ran:
+        return Ran(tuple(self.rows(pilots, allowance_usd, cap_usd)))
+
+    def rows(
         self, pilots: Sequence[Pilot], allowance_usd: float = math.inf, cap_usd: float = math.inf
     ) -> list[TrialRow]:
         rows = []
@@ -125,7 +128,7 @@ def test_a_plan_never_spends_more_than_its_cap_and_answers_near_the_best() -> No
 def test_a_warm_start_shape_needs_one_teacher_and_half_the_money() -> None:
     # A finished task: the paper's grid on the same closed-form landscape.
     grid = [Pilot(n, u) for n in (100, 500, 1000, 5000) for u in (0, 10_000, 100_000)]
-    shape = frontier.fit_shape(SyntheticRunner()(grid), "fever")
+    shape = frontier.fit_shape(SyntheticRunner().rows(grid), "fever")
     cold = plan(SyntheticRunner(), _settings())
     warm = plan(SyntheticRunner(), _settings(shape=shape))
     pilots = warm.rounds[0].pilots
@@ -141,13 +144,13 @@ def test_a_warm_start_shape_needs_one_teacher_and_half_the_money() -> None:
     doubtful = dataclasses.replace(warm, settings=dataclasses.replace(warm.settings, shape=edge))
     assert "a doubtful prior" in format_plan(doubtful) and "doubtful" not in format_plan(warm)
     # Once the task's own trials carry a curve, a shape that predicts them worse gives way.
-    own = SyntheticRunner()(grid)
+    own = SyntheticRunner().rows(grid)
     dropped = plan(SyntheticRunner(), _settings(shape=edge, fraction_width=1.0), known=own)
     assert dropped.model is not None and dropped.model.curve.alpha != edge.alpha
     assert "it was dropped" in format_plan(dropped) and "dropped" not in format_plan(warm)
     # Without the shape the same five pilots cannot carry a curve.
     with pytest.raises(frontier.NotEnoughTrials, match="need at least 8 trials"):
-        frontier.fit(SyntheticRunner()(pilots), "fever")
+        frontier.fit(SyntheticRunner().rows(pilots), "fever")
 
 
 def test_a_cap_that_cannot_pay_one_teacher_runs_nothing_and_says_why() -> None:
@@ -161,10 +164,10 @@ def test_a_cap_that_cannot_pay_one_teacher_runs_nothing_and_says_why() -> None:
 def test_a_teacher_dearer_than_an_even_share_of_the_cap_still_distils() -> None:
     runner, allowances, rows = SyntheticRunner(), [], []
 
-    def recording(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> list[TrialRow]:
+    def recording(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> Ran:
         allowances.append(allowance_usd)
-        rows.extend(runner(pilots, allowance_usd, cap_usd))
-        return rows[-len(pilots) :]
+        rows.extend(runner.rows(pilots, allowance_usd, cap_usd))
+        return Ran(tuple(rows[-len(pilots) :]))
 
     plan(recording, _settings(max_spend_usd=5.0, refine=False))  # two pilots: $2.50 each
     assert FEVER.teacher_usd(100) < allowances[0] <= 5.0
@@ -174,17 +177,20 @@ def test_a_teacher_dearer_than_an_even_share_of_the_cap_still_distils() -> None:
 def test_a_round_the_cap_cut_short_ends_the_plan_and_says_so() -> None:
     runner = SyntheticRunner()
 
-    def capped(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> list[TrialRow]:
-        return runner(pilots[:2], allowance_usd, cap_usd)  # the cap stopped the rest
+    def capped(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> Ran:
+        # The cap stopped the rest, after a third pilot failed having spent $1.50.
+        return Ran(tuple(runner.rows(pilots[:2], allowance_usd, cap_usd)), failed_usd=1.5)
 
     result = plan(capped, _settings(cost=None))  # unknown prices: no fit, nothing to design
     assert len(runner.pilots) == 2 and result.recommendation is None
     assert "round 1 finished 2 of its 8 pilots" in format_plan(result)
+    # The two finished (annotation) pilots spent nothing; the failed one's time is counted.
+    assert result.spent_usd == pytest.approx(1.5)
 
 
 def test_stored_trials_are_reused_and_a_narrow_answer_runs_nothing() -> None:
     first = plan(SyntheticRunner(), _settings())
-    rows = SyntheticRunner()([p for r in first.rounds for p in r.pilots])
+    rows = SyntheticRunner().rows([p for r in first.rounds for p in r.pilots])
     again = SyntheticRunner()
     second = plan(again, _settings(fraction_width=1.0), known=rows)
     assert again.pilots == [] and second.spent_usd == 0.0
@@ -278,33 +284,42 @@ def test_sweep_plan_reads_its_options_from_a_config_file(
     assert main(["plan", "--config", str(file), "--root", str(tmp_path / "runs")]) == 1
     out = capsys.readouterr().out
     assert "plan for fever at B=$300 with 100 seed labels" in out and "raise --max-spend" in out
+    # The plan names its own sweeps: a --name is refused, a file's `name` (for `run`) ignored.
+    assert main(["plan", "--config", str(file), "--name", "mine"]) == 2
+    assert "sweep plan takes no --name" in capsys.readouterr().err
+    file.write_text(file.read_text().replace("max_spend", 'name = "x"\ntrials = 9\nmax_spend'))
+    assert main(["plan", "--config", str(file), "--root", str(tmp_path / "runs")]) == 1
+    assert not (tmp_path / "runs").exists()  # a plan that runs nothing writes nothing
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("ray_session")  # in process: the suite's Ray, not one per plan
 def test_sweep_plan_runs_pilots_through_the_sweep_and_says_what_deciding_cost(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ("plan", "--task", "fever", "--budget", "300", "--seed-labels", "100")
-    run = _sweep(
-        *args, "--objective", "synthetic", "--meter", "paper", "--max-unlabelled", "100000",
-        "--max-spend", "30", cwd=tmp_path,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout + run.stderr
-    out = run.stdout
+    from sweep.cli import main
+
+    def plan_(*extra: str) -> tuple[int, str, str]:
+        args = ["plan", "--task", "fever", "--budget", "300", "--seed-labels", "100"]
+        common = ["--objective", "synthetic", "--meter", "paper", "--root", str(tmp_path)]
+        code = main([*args, *common, *extra])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, err = plan_("--max-unlabelled", "100000", "--max-spend", "30")
+    assert code == 0, out + err
     assert "round 1: 8 pilots" in out and "recommended: spend" in out
     spent = float(out.split("spent deciding: $")[1].split(" ")[0])
     assert 0 < spent <= 30
     # The pilots are real sweeps in the store; a second plan starts from them, and takes
     # its curve's shape from them too (a warm start reads the same store).
-    warm = ("--warm-start", "fever")
-    again = _sweep(*args, *warm, "--objective", "synthetic", "--meter", "paper", cwd=tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "started from 9 finished trials" in again.stdout or "started from 8" in again.stdout
-    assert "warm start: the curve's shape from fever's" in again.stdout
+    code, out, err = plan_("--warm-start", "fever")
+    assert code == 0, out + err
+    assert "started from 9 finished trials" in out or "started from 8" in out
+    assert "warm start: the curve's shape from fever's" in out
     # Trials priced otherwise are left out, said, not fitted together (which would raise
     # after the pilots were paid for); here the cap then pays for no pilot at all.
-    other = ("--usd-per-device-hour", "3", "--max-spend", "0.01")
-    dearer = _sweep(*args, *other, "--objective", "synthetic", "--meter", "paper", cwd=tmp_path)
-    assert dearer.returncode == 1, dearer.stdout + dearer.stderr
-    assert "left out" in dearer.stderr and "priced otherwise" in dearer.stderr
-    assert "no recommendation" in dearer.stdout and "raise --max-spend" in dearer.stdout
+    code, out, err = plan_("--usd-per-device-hour", "3", "--max-spend", "0.01")
+    assert code == 1, out + err
+    assert "left out" in err and "priced otherwise" in err
+    assert "no recommendation" in out and "raise --max-spend" in out

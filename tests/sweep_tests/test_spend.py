@@ -47,9 +47,10 @@ def test_a_failed_trial_is_charged_the_time_it_ran(monkeypatch: pytest.MonkeyPat
         def on_trial_complete(
             self, trial_id: str, result: object = None, error: bool = False
         ) -> None:
-            pass
+            told.append(result)
 
-    clock = iter([100.0, 130.0, 200.0, 300.0])
+    told: list[object] = []
+    clock = iter([100.0, 130.0, 200.0, 300.0, 400.0, 410.0])
     monkeypatch.setattr("sweep.spend.time.monotonic", lambda: next(clock))
     ledger = SpendLedger(cap_usd=1.0, usd_per_second=0.01)
     cap = capped(Points(metric="score", mode="max"), ledger)
@@ -63,6 +64,12 @@ def test_a_failed_trial_is_charged_the_time_it_ran(monkeypatch: pytest.MonkeyPat
     assert cap.suggest("c") is not None
     cap.on_trial_complete("c", {"sweep_spent_usd": 0.30})
     assert not ledger.may_start()  # 0.85 + 0.30 > 1.0
+    # A trial ASHA stopped after 10 s: its time is charged, Optuna gets no (partial) score.
+    ledger.cap_usd = None
+    assert cap.suggest("d") is not None
+    cap.on_trial_complete("d", {"score": 0.4, "stage": "distill"})
+    assert ledger.spent_usd == pytest.approx(0.95) and told[-1] is None
+    assert told[1] == {"sweep_spent_usd": 0.25}  # a finished trial's result goes on as is
 
 
 def test_a_negative_cap_is_refused(tmp_path: Path) -> None:

@@ -119,6 +119,29 @@ def test_crashed_trials_are_failed_and_the_sweep_goes_on(tmp_path: Path) -> None
     assert rows[0].compute_fraction <= 0.5 and rows[0].n_trials == 4  # failures ignored
 
 
+def failing_once(cfg: TrialConfig, report: Any = None, marker: Path = Path()) -> TrialResult:
+    """The grid point L=200, U=1000 fails the first time it runs, as a lost worker would."""
+    if (cfg.n_labels, cfg.max_unlabelled) == (200, 1000) and not marker.exists():
+        marker.touch()
+        raise RuntimeError("lost worker")
+    return synthetic_trial(cfg, report)
+
+
+def test_a_failed_grid_point_is_measured_again_not_replaced_by_a_repeat(tmp_path: Path) -> None:
+    from functools import partial
+
+    cfg = synthetic_config(
+        tmp_path, name="g", budget_usd=0.0, n_seed_labels=0, n_trials=4, concurrency=1,
+        grid_labels=[100, 200], grid_unlabelled=[0, 1000], compute_allowance_usd=1000.0,
+    )  # fmt: skip
+    summary = run_sweep(cfg, objective=partial(failing_once, marker=tmp_path / "failed"))
+    assert summary.n_failed == 1 and summary.n_finished == 4
+    points = sorted(
+        (r.n_labels_used, r.n_unlabelled) for r in finished_trials(Tracker(cfg.tracking))
+    )
+    assert points == [(100, 0), (100, 1000), (200, 0), (200, 1000)]  # each once
+
+
 def test_grid_sampler_walks_the_paper_fractions(tmp_path: Path) -> None:
     cfg = synthetic_config(tmp_path, n_trials=11, sampler="grid", concurrency=2)
     run_sweep(cfg)
@@ -154,9 +177,13 @@ def test_asha_and_a_journal_storage(tmp_path: Path) -> None:
             optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
         ),
     )
-    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(complete) == 4
-    assert all(t.intermediate_values for t in complete)  # progress reached Optuna too
+    done = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(done) == 4 and any(t.state.name == "COMPLETE" for t in done)
+    assert all(t.intermediate_values for t in done)  # progress reached Optuna too
+    # A trial ASHA stopped has only a partial score: pruned in Optuna, never the best.
+    pruned = {t.number for t in done if t.state.name == "PRUNED"}
+    finished = finished_trials(Tracker(cfg.tracking), "fever", "syn")
+    assert not pruned & {r.trial_number for r in finished}
     assert not Tracker(cfg.tracking).trial_runs(task="fever", sweep="syn", status="RUNNING")
 
 
