@@ -53,9 +53,10 @@ def price_book(
     labels = file_prices.get("usd_per_label", {})
     if not isinstance(labels, dict):
         raise ValueError(f"[prices].usd_per_label must be a table of TASK = USD, got {labels!r}.")
-    for key, value in [*((f"usd_per_label.{k}", v) for k, v in labels.items()), *(
-        (k, file_prices[k]) for k in ("usd_per_device_hour",) if k in file_prices
-    )]:  # fmt: skip
+    dollars = {f"usd_per_label.{task}": usd for task, usd in labels.items()}
+    if "usd_per_device_hour" in file_prices:
+        dollars["usd_per_device_hour"] = file_prices["usd_per_device_hour"]
+    for key, value in dollars.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"[prices].{key} must be a number of dollars, got {value!r}.")
     flag = file_prices.get("charge_student_training")
@@ -79,7 +80,7 @@ def book_from(
     """The price book of a command: a --config file's prices (its `[prices]` table, or the
     same keys at its top level like every other option), then the command line's."""
     top = {
-        k: v for k, v in file_cfg.items() if k in ("usd_per_device_hour", "charge_student_training")
+        k: file_cfg[k] for k in ("usd_per_device_hour", "charge_student_training") if k in file_cfg
     }
     file_prices = {**top, **(file_cfg.get("prices") or {})}
     listed = file_cfg.get("price") or []

@@ -157,19 +157,14 @@ def queue_missing_grid_points(study: Any, cfg: SweepConfig) -> int:
     if not cfg.is_grid:
         return 0
     state = optuna.trial.TrialState
-    covered = {
-        (t.params.get("n_labels"), t.params.get("n_unlabelled"))
-        for t in study.get_trials(
-            deepcopy=False, states=(state.COMPLETE, state.PRUNED, state.RUNNING)
-        )
-    } | {
-        (
-            t.system_attrs["fixed_params"].get("n_labels"),
-            t.system_attrs["fixed_params"].get("n_unlabelled"),
-        )
-        for t in study.get_trials(deepcopy=False, states=(state.WAITING,))
-        if "fixed_params" in t.system_attrs
-    }
+
+    def point(params: dict[str, Any]) -> tuple[Any, Any]:
+        return params.get("n_labels"), params.get("n_unlabelled")
+
+    started = study.get_trials(deepcopy=False, states=(state.COMPLETE, state.PRUNED, state.RUNNING))
+    queued = study.get_trials(deepcopy=False, states=(state.WAITING,))  # enqueued, not yet run
+    covered = {point(t.params) for t in started}
+    covered |= {point(t.system_attrs.get("fixed_params", {})) for t in queued}
     missing = [
         {"n_labels": n, "n_unlabelled": u}
         for n in cfg.grid_labels
