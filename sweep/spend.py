@@ -51,7 +51,7 @@ class SpendLedger:
         )
 
 
-def capped(searcher: Any, ledger: SpendLedger, halted: Callable[[], bool] = bool) -> Any:
+def capped(searcher: Any, ledger: SpendLedger, halted: Callable[[], bool] = lambda: False) -> Any:
     """`searcher` (a Tune Searcher) that suggests nothing once `ledger` refuses a trial, or
     once `halted()` (the sweep's failures are systematic)."""
     from ray.tune.search import Searcher

@@ -154,36 +154,13 @@ RUN = [
     "--objective",
     "synthetic",
 ]
-TRIAL = [
-    "trial",
-    "--task",
-    "fever",
-    "--budget",
-    "10",
-    "--seed-labels",
-    "5",
-    "--compute-fraction",
-    "0.5",
-]
+TRIAL = ["trial", "--task", "fever", "--budget", "10", "--seed-labels", "5"]
 
 
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (
-            [
-                "trial",
-                "--task",
-                "fever",
-                "--budget",
-                "10",
-                "--seed-labels",
-                "5",
-                "--compute-fraction",
-                "-0.1",
-            ],
-            "compute_fraction=-0.1",
-        ),
+        ([*TRIAL, "--compute-fraction", "-0.1"], "compute_fraction=-0.1"),
         (["trial", "--task", "fever", "--budget", "abc"], "invalid float value: 'abc'"),
         (
             [
@@ -220,11 +197,11 @@ TRIAL = [
             "max_unlabelled=-1",
         ),
         (
-            [*TRIAL, "--max-unlabelled", "-5"],
+            [*TRIAL, "--compute-fraction", "0.5", "--max-unlabelled", "-5"],
             "max_unlabelled=-5",
         ),
         (
-            [*TRIAL, "--max-eval-examples", "0"],
+            [*TRIAL, "--compute-fraction", "0.5", "--max-eval-examples", "0"],
             "max_eval_examples=0",
         ),
         (
