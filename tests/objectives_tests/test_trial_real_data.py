@@ -42,8 +42,12 @@ def test_seq2seq_trial_with_the_warm_started_offline_models(shared_data: Path) -
             "budget_usd": 20.0,
             "n_seed_labels": 100,
             "compute_fraction": 0.5,
-            "max_unlabelled": 128,
-            "max_eval_examples": 64,
+            "max_unlabelled": 32,
+            "max_eval_examples": 32,
+            # The path is the point here, not how well it learns: short, and no test score.
+            "teacher_epochs": 2,
+            "score_test": False,
+            "n_reports": 0,
             "usd_per_device_hour": 5.0,
             "distill_epochs": 1,
             "min_distill_steps": 1,
@@ -52,7 +56,7 @@ def test_seq2seq_trial_with_the_warm_started_offline_models(shared_data: Path) -
     )
     result = run_trial(cfg)
     assert result.metric == "squad_f1" and result.teacher_status == "finished"
-    assert result.n_unlabelled == 128 and 0.0 <= result.score <= 1.0
+    assert result.n_unlabelled == 32 and 0.0 <= result.score <= 1.0
     assert result.practitioner_usd <= result.budget_usd
 
 
