@@ -385,6 +385,9 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
     previous_sigterm = sigterm_as_interrupt()
     try:
         ray_start.wait()
+        # ray.init (in RayStart's thread) installs a C++ SIGTERM handler that aborts the
+        # driver; when it finished after the line above, that handler replaced ours.
+        sigterm_as_interrupt()
         profile, resources = trial_resources(cfg)
         check_cluster_fits(profile)
         trainable = tune.with_resources(
