@@ -9,6 +9,9 @@ Methods:
   grid:          the paper's shares 0.0, 0.1, ..., 1.0 in order, full-size trials at B;
   plain TPE:     Optuna's TPESampler over the share, full-size trials at B;
   default sweep: `sweep run`'s search (annotate only, 1, 0.5, then TPE), full-size trials;
+  steered:       the default sweep with the learning curve as its surrogate once the
+                 trials carry one (Thompson sampling over the curve's bootstrap fits);
+                 printed on its own line (the last line keeps the issue's format);
   ours:          `sweep plan` (sweep/plan.py): cheap pilots, the learning curve, more pilots
                  where its interval is widest, stopping by its own rule.
 The three full-size searches are stopped by an oracle the moment their best trial is within
@@ -201,7 +204,8 @@ def grid_cost(land: Landscape, cap: int) -> float | None:
     return _until_within(land, lambda: next(order, None), cap)
 
 
-def optuna_cost(land: Landscape, method: str, seed: int, cap: int) -> float | None:
+def _study(method: str, seed: int, cap: int) -> tuple[Any, Callable[[Any], Any]]:
+    """A study searching the share the way `method` does, and its search space."""
     import optuna
 
     from sweep.config import SweepConfig
@@ -211,25 +215,62 @@ def optuna_cost(land: Landscape, method: str, seed: int, cap: int) -> float | No
         study = optuna.create_study(
             direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
         )
-        space: Callable[[Any], Any] = lambda t: t.suggest_float("compute_fraction", 0, 1)  # noqa: E731
-    else:
-        cfg = SweepConfig(
-            name="bench", task="fever", budget_usd=1.0, n_seed_labels=0, n_trials=cap,
-            sampler_seed=seed,
-        )  # fmt: skip
-        study = optuna.create_study(direction="maximize", sampler=make_sampler(cfg, 0))
-        for params in first_points(cfg):
-            study.enqueue_trial(params)
-        space = get_space(cfg.space_name)
+        return study, lambda t: t.suggest_float("compute_fraction", 0, 1)
+    cfg = SweepConfig(
+        name="bench", task="fever", budget_usd=1.0, n_seed_labels=0, n_trials=cap,
+        sampler_seed=seed,
+    )  # fmt: skip
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(cfg, 0))
+    for params in first_points(cfg):
+        study.enqueue_trial(params)
+    return study, get_space(cfg.space_name)
+
+
+def optuna_cost(
+    land: Landscape, method: str, seed: int, cap: int, shape: frontier.Shape | None = None
+) -> tuple[float | None, int]:
+    """Full-size trials as `method` suggests them. "steered": the default sweep with the
+    learning curve as its surrogate: once the trials so far carry a curve (8 of them; 5 with a
+    warm start's `shape`), each next share is the best share of one of its bootstrap fits,
+    drawn at random (Thompson sampling); the default sweep's own suggestion until then.
+    Returns the cost (as `_until_within`) and how many trials the curve chose."""
+    import numpy as np
+
+    study, space = _study("default sweep" if method == "steered" else method, seed, cap)
+    rows: list[Any] = []
+    steered: list[float] = []
+    draw = np.random.default_rng(seed)
 
     def next_share() -> float:
+        steer = _curve_share(land, rows, shape, draw) if method == "steered" else None
+        if steer is not None:
+            steered.append(steer)
+            study.enqueue_trial({"compute_fraction": steer})
         trial = study.ask()
         space(trial)
         fraction = float(trial.params["compute_fraction"])
-        study.tell(trial, land.at(fraction).score)
+        result = land.at(fraction)
+        rows.append(row_from_result(result, f"trial-{len(rows)}", land.spent(result)))
+        study.tell(trial, result.score)
         return fraction
 
-    return _until_within(land, next_share, cap)
+    return _until_within(land, next_share, cap), len(steered)
+
+
+def _curve_share(
+    land: Landscape, rows: Sequence[Any], shape: frontier.Shape | None, draw: Any
+) -> float | None:
+    """The best share at B of one bootstrap fit drawn at random; None while no curve fits."""
+    import numpy as np
+
+    task = str(land.setting["task"])
+    try:
+        model = frontier.fit(rows, task, int(land.setting["n_seed_labels"]), n_boot=60, shape=shape)
+    except frontier.NotEnoughTrials:
+        return None
+    labelled, unlabelled, _ = model.costs.buys(land.budget, model.seed_labels)
+    fit = model.boots[int(draw.integers(len(model.boots)))]
+    return float(frontier.FRACTIONS[int(np.argmax(model.predict(labelled, unlabelled, fit)))])
 
 
 # --- ours ----------------------------------------------------------------------------------
@@ -379,16 +420,21 @@ def main() -> None:
         f"f={land.best_fraction:.3f}, annotate only {land.annotate_only:.4f}"
     )
     seeds = range(2 if args.tiny else args.seeds)
-    cost: dict[str, float | None] = {"grid": grid_cost(land, args.max_trials)}
-    for method in ("plain TPE", "default sweep"):
-        runs = [optuna_cost(land, method, seed, args.max_trials) for seed in seeds]
-        reached = [r for r in runs if r is not None]
-        cost[method] = statistics.fmean(reached) if len(reached) == len(runs) else None
-        print(f"{method}: " + ", ".join(_pct(r, args.max_trials) for r in runs))
     shape = table_shape(args.warm_start_table, land.setting) if args.warm_start_table else None
     if shape is not None:
         print(f"warm start: {shape.task}'s {shape.n_trials} points, alpha {shape.alpha:.3g}, "
               f"w {shape.w:.3g}")  # fmt: skip
+    cost: dict[str, float | None] = {"grid": grid_cost(land, args.max_trials)}
+    for method in ("plain TPE", "default sweep", "steered"):
+        outcomes = [optuna_cost(land, method, seed, args.max_trials, shape) for seed in seeds]
+        runs = [r for r, _ in outcomes]
+        reached = [r for r in runs if r is not None]
+        cost[method] = statistics.fmean(reached) if len(reached) == len(runs) else None
+        if method == "steered":
+            print("default sweep steered by the curve: " + ", ".join(
+                f"{_pct(r, args.max_trials)} ({n} steered)" for r, n in outcomes))  # fmt: skip
+        else:
+            print(f"{method}: " + ", ".join(_pct(r, args.max_trials) for r in runs))
     result = ours(land, args, shape)
     for n, r in enumerate(result.rounds, start=1):
         rec = r.recommendation

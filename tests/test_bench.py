@@ -93,8 +93,31 @@ def _decision_cost(*args: str) -> tuple[re.Match[str], str]:
 
 
 def test_the_decision_cost_benchmark_prints_its_line_last() -> None:
-    match, _ = _decision_cost()
+    match, out = _decision_cost()
     assert 0 < float(match.group(1)) <= 100
+    assert re.search(r"^default sweep steered by the curve: \d+\.\d %", out, re.MULTILINE), out
+
+
+def test_the_curve_steers_the_default_sweep_once_it_fits(tmp_path: Path) -> None:
+    # A made-up task whose student gains toward a teacher exponentially in U (the shape the
+    # learning curve cannot take): the default sweep needs 6 full-size trials there, so a
+    # warm start's shape (5 trials) lets the curve choose some.
+    rng = np.random.default_rng(3)
+    path = tmp_path / "capped.csv"
+    lines = ["labels,unlabelled,compute_usd,score"]
+    for n_labels in (100, 200, 400, 800, 1600, 3200):
+        for n_unlabelled in (0, 1000, 5000, 20000, 100000):
+            cost = 1 + 4.29 * n_labels / 1000 + 0.78 * n_unlabelled / 1000 if n_unlabelled else 0
+            student = 0.5 + 0.3 * (1 - np.exp(-n_labels / 800))
+            teacher = 0.6 + 0.3 * (1 - np.exp(-n_labels / 400))
+            score = teacher - (teacher - student) * np.exp(-n_unlabelled / 5000)
+            lines.append(f"{n_labels},{n_unlabelled},{cost:.3f},{score + rng.normal(0, 0.003):.4f}")
+    path.write_text("\n".join(lines) + "\n")
+    args = ("--replay-table", str(path), "--task", "fever", "--budget", "300")
+    _, out = _decision_cost(*args, "--seed-labels", "100", "--warm-start-table", str(path))
+    steered = re.search(r"^default sweep steered by the curve: (.*)$", out, re.MULTILINE)
+    assert steered is not None, out
+    assert sum(int(n) for n in re.findall(r"\((\d+) steered\)", steered.group(1))) > 0, out
 
 
 def test_the_decision_cost_benchmark_takes_a_table_it_has_never_seen(tmp_path: Path) -> None:
