@@ -17,12 +17,17 @@ from tests.conftest import SWEEP_CLI
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def loopback() -> Iterator[tuple[str, dict[str, str]]]:
+def _two_nodes() -> Iterator[tuple[str, dict[str, str]]]:
     """A head (student node type) and a worker (teacher node type), torn down by PID."""
     with loopback_cluster(head_cpus=1, head_resources={"student_node": 1}) as cluster:
         cluster.add_node("doa-teacher-1", cpus=1, resources={"teacher_node": 1})
         yield cluster.address, dict(cluster.env)
+
+
+# The tests that leave the cluster as they found it share one (8 s to start); the one that
+# kills a node has its own.
+shared_cluster = pytest.fixture(scope="module")(_two_nodes)
+loopback = pytest.fixture(_two_nodes)
 
 
 def _placed_grid_sweep(address: str, root: Path) -> list[str]:
@@ -53,9 +58,9 @@ def _node_ids(address: str, env: dict[str, str]) -> dict[str, str]:
 
 
 def test_trials_are_placed_by_strategy(
-    loopback: tuple[str, dict[str, str]], tmp_path: Path
+    shared_cluster: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
-    address, env = loopback
+    address, env = shared_cluster
     nodes = _node_ids(address, env)
     assert set(nodes) == {"teacher_node", "student_node"}
     run = subprocess.run(
@@ -79,9 +84,9 @@ def test_trials_are_placed_by_strategy(
 
 
 def test_a_trial_no_node_can_hold_is_refused(
-    loopback: tuple[str, dict[str, str]], tmp_path: Path
+    shared_cluster: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
-    address, env = loopback
+    address, env = shared_cluster
     run = subprocess.run(
         [
             *SWEEP_CLI,
