@@ -22,7 +22,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         "orchestration.py",
         "search_efficiency.py",
         "stage_cache.py",
-        "throughput.py",
+        # throughput.py --tiny runs inside the GPU check's tiny run (the test below).
         "scaling.py",
         "cost_model.py",
         "paper_table.py",
@@ -60,6 +60,11 @@ def test_the_gpu_check_runs_every_section_without_a_gpu() -> None:
     for section in ("MFU", "throughput", "meter", "summary"):
         assert f"===== {section}" in run.stdout
     assert "failed sections: none" in run.stdout
+    # Its throughput section ran bench/throughput.py --tiny, whose speeds it read.
+    figures = re.search(
+        r"throughput ours / Trainer: fine-tuning (\S+), distillation (\S+);", run.stdout
+    )
+    assert figures is not None and "n/a" not in figures.groups(), run.stdout[-3000:]
     last = run.stdout.strip().splitlines()[-1]
     ratio = re.search(r": (\d+\.\d+)$", last)
     assert ratio is not None and float(ratio.group(1)) > 0, last
