@@ -81,14 +81,12 @@ class _Trial:
         n_devices = self.cfg.n_devices if name == self.teacher_name else 1
         if self.family.name == "encoder":
             model = models.encoder_model(name, len(self.spec.labels), self.vocab_size, n_devices)
-            model = self.family.trim(model)
         else:
             seq = self.family
             assert isinstance(seq, Seq2SeqFamily)
-            model = models.seq2seq_model(
-                name, self.vocab_size, seq.pad_id, seq.eos_id, n_devices, seq.start_id
-            )
-        return models.to_device(model, self.device)
+            pad, eos, start = seq.model_ids
+            model = models.seq2seq_model(name, self.vocab_size, pad, eos, n_devices, start)
+        return models.to_device(self.family.trim(model), self.device)
 
     def evaluate(self, model: Any, examples: Sequence[Any]) -> MetricResult:
         items = self.family.encode(examples, with_targets=False)
@@ -165,10 +163,12 @@ def _prepare(cfg: TrialConfig, report: Report) -> _Trial:
     teacher, student = cfg.teacher or teacher, cfg.student or student
     cache = StageCache(cfg.cache_dir)
     tokenizer = _tokenizer(spec, data, family_name, cache, teacher)
+    splits = [*data.train, *data.dev, *data.test]
+    warm = {teacher, student} <= set(models.WARM_SEQ2SEQ)  # trimmable, and they share ids
     family: Family = (
-        EncoderFamily(spec, tokenizer, vocabulary=[*data.train, *data.dev, *data.test])
+        EncoderFamily(spec, tokenizer, vocabulary=splits)
         if family_name == "encoder"
-        else Seq2SeqFamily(spec, tokenizer)
+        else Seq2SeqFamily(spec, tokenizer, vocabulary=splits if warm else None, targets=data.train)
     )
     pool = split_pool(len(data.train), n_labels_used, cfg.seed)
     limit = cfg.max_eval_examples
@@ -230,7 +230,7 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
             "lr": cfg.teacher_lr,
             "batch_size": cfg.batch_size,
             "lengths": [trial.spec.max_source_tokens, trial.spec.max_target_tokens],
-            # The embedding rows an encoder keeps (every split's tokens): they shape its weights.
+            # The token rows a model keeps (every split's tokens): they shape its weights.
             "vocabulary": getattr(trial.family, "kept_ids", None),
         },
     )

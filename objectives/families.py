@@ -57,6 +57,16 @@ def autocast(device: torch.device) -> AbstractContextManager[Any]:
     return nullcontext()
 
 
+def _kept_rows(embedding: Any, rows: torch.Tensor, pad_id: int | None) -> torch.nn.Embedding:
+    """`embedding` with only `rows` (renumbered 0..n-1; `pad_id` already renumbered)."""
+    trimmed = torch.nn.Embedding(len(rows), embedding.embedding_dim, padding_idx=pad_id).to(
+        embedding.weight.device, embedding.weight.dtype
+    )
+    with torch.no_grad():
+        trimmed.weight.copy_(embedding.weight.index_select(0, rows.to(embedding.weight.device)))
+    return trimmed
+
+
 def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
     width = max(len(r) for r in rows)
     return torch.tensor([list(r) + [value] * (width - len(r)) for r in rows], dtype=torch.long)
@@ -143,16 +153,11 @@ class EncoderFamily:
         if self.kept_ids is None:
             return model
         embedding = model.get_input_embeddings()
-        rows = torch.tensor(self.kept_ids, device=embedding.weight.device)
         pad = embedding.padding_idx
-        trimmed = torch.nn.Embedding(
-            len(self.kept_ids),
-            embedding.embedding_dim,
-            padding_idx=None if pad is None else self._renumber[pad],
-        ).to(embedding.weight.device, embedding.weight.dtype)
-        with torch.no_grad():
-            trimmed.weight.copy_(embedding.weight.index_select(0, rows))
-        model.set_input_embeddings(trimmed)
+        rows = torch.tensor(self.kept_ids)
+        model.set_input_embeddings(
+            _kept_rows(embedding, rows, None if pad is None else self._renumber[pad])
+        )
         model.config.vocab_size = len(self.kept_ids)
         return model
 
@@ -233,38 +238,98 @@ def restore_case(prediction: str, source: str) -> str:
 class Seq2SeqFamily:
     name = "seq2seq"
 
-    def __init__(self, task: TaskSpec, tokenizer: Any, top_k: int = 16) -> None:
+    def __init__(
+        self,
+        task: TaskSpec,
+        tokenizer: Any,
+        top_k: int = 16,
+        vocabulary: Sequence[Example] | None = None,
+        targets: Sequence[Example] = (),
+    ) -> None:
         self.task = task
         self.tokenizer = tokenizer
-        self.pad_id = int(tokenizer.pad_token_id)
         self.top_k = top_k
         # A BERT-style tokenizer (the warm-started models') has no end-of-text token: texts
         # end with [SEP] and start with [CLS], which the decoder starts with by itself, so
         # targets drop it. Other tokenizers' targets are kept as they are.
         bert_style = tokenizer.eos_token_id is None and tokenizer.cls_token_id is not None
-        self.start_id: int | None = tokenizer.cls_token_id if bert_style else None
-        self.eos_id = int(tokenizer.sep_token_id if bert_style else tokenizer.eos_token_id)
+        start = tokenizer.cls_token_id if bert_style else None
+        eos = int(tokenizer.sep_token_id if bert_style else tokenizer.eos_token_id)
+        # What a model is built with (the tokenizer's ids); `trim` renumbers them.
+        self.model_ids = (int(tokenizer.pad_token_id), eos, start)
         probe = tokenizer("A", add_special_tokens=False)["input_ids"]
         self.uncased = tokenizer.decode(probe).strip() == "a"
+        # Given `vocabulary` (every example whose source the task encodes) and `targets` (the
+        # examples whose targets it trains on), the models keep only the token rows those
+        # use: outputs are then limited to them (unlike an encoder's trim, not exact), and
+        # MiniLM's 30K-row output layer no longer dominates a CPU step (2.2x on WLP).
+        self.kept_ids: tuple[int, ...] | None = None
+        self._renumber: dict[int, int] = {}
+        if vocabulary is not None:
+            used = set(tokenizer.all_special_ids)
+            for row in self._sources(vocabulary) + self._targets(targets):
+                used.update(row)
+            self.kept_ids = tuple(sorted(used))
+            self._renumber = {old: new for new, old in enumerate(self.kept_ids)}
+        self.pad_id, self.eos_id = (self._renumber.get(i, i) for i in self.model_ids[:2])
+        self.start_id: int | None = None if start is None else self._renumber.get(start, start)
 
-    def trim(self, model: Any) -> Any:
-        """As is: a seq2seq model's output layer spans the whole vocabulary."""
-        return model
+    def _sources(self, examples: Sequence[Example]) -> list[list[int]]:
+        return list(
+            self.tokenizer(
+                [self.task.prefix + e.source for e in examples],
+                truncation=True,
+                max_length=self.task.max_source_tokens,
+            )["input_ids"]
+        )
 
-    def encode(self, examples: Sequence[Example], with_targets: bool) -> list[Item]:
-        sources = self.tokenizer(
-            [self.task.prefix + e.source for e in examples],
-            truncation=True,
-            max_length=self.task.max_source_tokens,
-        )["input_ids"]
-        if not with_targets:
-            return [Item(list(s)) for s in sources]
+    def _targets(self, examples: Sequence[Example]) -> list[list[int]]:
+        if not examples:
+            return []
         targets = self.tokenizer(
             [e.target for e in examples], truncation=True, max_length=self.task.max_target_tokens
         )["input_ids"]
-        if self.start_id is not None:
-            targets = [t[1:] if t[:1] == [self.start_id] else t for t in targets]
-        return [Item(list(s), target_ids=tuple(t)) for s, t in zip(sources, targets, strict=True)]
+        start = self.model_ids[2]
+        return [t[1:] if start is not None and t[:1] == [start] else t for t in targets]
+
+    def _kept(self, row: Sequence[int]) -> list[int]:
+        if not self._renumber:
+            return list(row)
+        unk = self._renumber[int(self.tokenizer.unk_token_id)]
+        return [self._renumber.get(i, unk) for i in row]
+
+    def trim(self, model: Any) -> Any:
+        """An encoder-decoder (the warm-started models) with only the kept token rows in both
+        embeddings and the output layer; as is without a vocabulary."""
+        if self.kept_ids is None:
+            return model
+        rows = torch.tensor(self.kept_ids)
+        encoder, decoder = model.get_encoder(), model.get_decoder()
+        head = decoder.get_output_embeddings()
+        tied = head.weight is decoder.get_input_embeddings().weight
+        for half in (encoder, decoder):
+            half.set_input_embeddings(_kept_rows(half.get_input_embeddings(), rows, self.pad_id))
+        new_head = torch.nn.Linear(head.in_features, len(rows)).to(head.weight.device)
+        with torch.no_grad():
+            if tied:
+                new_head.weight = decoder.get_input_embeddings().weight
+            else:
+                new_head.weight.copy_(head.weight.index_select(0, rows.to(head.weight.device)))
+            new_head.bias.copy_(head.bias.index_select(0, rows.to(head.bias.device)))
+        decoder.set_output_embeddings(new_head)
+        for config in (model.config.encoder, model.config.decoder, decoder.config):
+            config.vocab_size = len(rows)
+        for config in (model.config, model.generation_config):
+            config.decoder_start_token_id = self.start_id
+            config.pad_token_id, config.eos_token_id = self.pad_id, self.eos_id
+        return model
+
+    def encode(self, examples: Sequence[Example], with_targets: bool) -> list[Item]:
+        sources = [self._kept(s) for s in self._sources(examples)]
+        if not with_targets:
+            return [Item(s) for s in sources]
+        targets = [self._kept(t) for t in self._targets(examples)]
+        return [Item(s, target_ids=tuple(t)) for s, t in zip(sources, targets, strict=True)]
 
     def _inputs(self, items: Sequence[Item], device: torch.device) -> dict[str, torch.Tensor]:
         input_ids = _pad([i.input_ids for i in items], self.pad_id).to(device)
@@ -323,9 +388,10 @@ class Seq2SeqFamily:
         return out
 
     def predict(self, model: Any, items: Sequence[Item], device: torch.device) -> list[str]:
-        texts: list[str] = self.tokenizer.batch_decode(
-            self._generate(model, items, device), skip_special_tokens=True
-        )
+        ids = self._generate(model, items, device)
+        if self.kept_ids is not None:  # back to the tokenizer's ids
+            ids = torch.tensor(self.kept_ids, device=ids.device)[ids]
+        texts: list[str] = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
         return [t.strip() for t in texts]
 
     def finish(self, predictions: list[str], examples: Sequence[Example]) -> list[str]:

