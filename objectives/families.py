@@ -57,6 +57,39 @@ def autocast(device: torch.device) -> AbstractContextManager[Any]:
     return nullcontext()
 
 
+def _cached_ids(
+    cache: dict[str, list[int]], tokenizer: Any, texts: Sequence[str], max_length: int
+) -> list[list[int]]:
+    """Token ids by text, each text tokenised once: a family's vocabulary pass tokenises
+    every split, and the trial's encodes (labelled set, pool, each dev report) reuse it."""
+    new = list(dict.fromkeys(t for t in texts if t not in cache))
+    if new:
+        ids = tokenizer(new, truncation=True, max_length=max_length)
+        cache.update(zip(new, ids["input_ids"], strict=True))
+    return [cache[t] for t in texts]
+
+
+def _vocabulary(
+    tokenizer: Any, rows: Sequence[Sequence[int]]
+) -> tuple[tuple[int, ...], dict[int, int]]:
+    """The ids `rows` use and the tokenizer's specials, sorted; and each one's new id."""
+    used = set(tokenizer.all_special_ids)
+    for row in rows:
+        used.update(row)
+    kept = tuple(sorted(used))
+    return kept, {old: new for new, old in enumerate(kept)}
+
+
+def _renumbered(
+    rows: Sequence[Sequence[int]], renumber: dict[int, int], tokenizer: Any
+) -> list[list[int]]:
+    """`rows` in the kept ids (unknown: [UNK]'s); copies as they are without a vocabulary."""
+    if not renumber:
+        return [list(row) for row in rows]
+    unk = renumber[int(tokenizer.unk_token_id)]
+    return [[renumber.get(i, unk) for i in row] for row in rows]
+
+
 def _kept_rows(embedding: Any, rows: torch.Tensor, pad_id: int | None) -> torch.nn.Embedding:
     """`embedding` with only `rows` (renumbered 0..n-1; `pad_id` already renumbered)."""
     trimmed = torch.nn.Embedding(len(rows), embedding.embedding_dim, padding_idx=pad_id).to(
@@ -130,23 +163,14 @@ class EncoderFamily:
         self.tokenizer = tokenizer
         self.kept_ids: tuple[int, ...] | None = None  # the tokenizer's ids the models keep
         self._renumber: dict[int, int] = {}
-        # Token ids by source text: the vocabulary's pass tokenises every split once, and the
-        # trial's encodes (labelled set, pool, each dev report) reuse it.
-        self._tokenized: dict[str, list[int]] = {}
+        self._tokenized: dict[str, list[int]] = {}  # token ids by source text
         if vocabulary is not None:
-            used = set(tokenizer.all_special_ids)
-            for row in self._token_ids(vocabulary):
-                used.update(row)
-            self.kept_ids = tuple(sorted(used))
-            self._renumber = {old: new for new, old in enumerate(self.kept_ids)}
+            self.kept_ids, self._renumber = _vocabulary(tokenizer, self._token_ids(vocabulary))
         self.pad_id = self._renumber.get(int(tokenizer.pad_token_id), int(tokenizer.pad_token_id))
 
     def _token_ids(self, examples: Sequence[Example]) -> list[list[int]]:
-        new = list(dict.fromkeys(e.source for e in examples if e.source not in self._tokenized))
-        if new:
-            ids = self.tokenizer(new, truncation=True, max_length=self.task.max_source_tokens)
-            self._tokenized.update(zip(new, ids["input_ids"], strict=True))
-        return [self._tokenized[e.source] for e in examples]
+        sources = [e.source for e in examples]
+        return _cached_ids(self._tokenized, self.tokenizer, sources, self.task.max_source_tokens)
 
     def trim(self, model: Any) -> Any:
         """The model with only the kept embedding rows (as is without a vocabulary)."""
@@ -162,13 +186,10 @@ class EncoderFamily:
         return model
 
     def encode(self, examples: Sequence[Example], with_targets: bool) -> list[Item]:
-        ids = self._token_ids(examples)
-        if self._renumber:
-            unk = self._renumber[int(self.tokenizer.unk_token_id)]
-            ids = [[self._renumber.get(i, unk) for i in row] for row in ids]
+        ids = _renumbered(self._token_ids(examples), self._renumber, self.tokenizer)
         labels = {name: i for i, name in enumerate(self.task.labels)}
         return [
-            Item(list(row), label=labels[e.target] if with_targets else -1)
+            Item(row, label=labels[e.target] if with_targets else -1)
             for row, e in zip(ids, examples, strict=True)
         ]
 
@@ -265,23 +286,16 @@ class Seq2SeqFamily:
         # MiniLM's 30K-row output layer no longer dominates a CPU step (2.2x on WLP).
         self.kept_ids: tuple[int, ...] | None = None
         self._renumber: dict[int, int] = {}
+        self._tokenized: dict[str, list[int]] = {}  # token ids by source text
         if vocabulary is not None:
-            used = set(tokenizer.all_special_ids)
-            for row in self._sources(vocabulary) + self._targets(targets):
-                used.update(row)
-            self.kept_ids = tuple(sorted(used))
-            self._renumber = {old: new for new, old in enumerate(self.kept_ids)}
+            rows = self._sources(vocabulary) + self._targets(targets)
+            self.kept_ids, self._renumber = _vocabulary(tokenizer, rows)
         self.pad_id, self.eos_id = (self._renumber.get(i, i) for i in self.model_ids[:2])
         self.start_id: int | None = None if start is None else self._renumber.get(start, start)
 
     def _sources(self, examples: Sequence[Example]) -> list[list[int]]:
-        return list(
-            self.tokenizer(
-                [self.task.prefix + e.source for e in examples],
-                truncation=True,
-                max_length=self.task.max_source_tokens,
-            )["input_ids"]
-        )
+        sources = [self.task.prefix + e.source for e in examples]
+        return _cached_ids(self._tokenized, self.tokenizer, sources, self.task.max_source_tokens)
 
     def _targets(self, examples: Sequence[Example]) -> list[list[int]]:
         if not examples:
@@ -291,12 +305,6 @@ class Seq2SeqFamily:
         )["input_ids"]
         start = self.model_ids[2]
         return [t[1:] if start is not None and t[:1] == [start] else t for t in targets]
-
-    def _kept(self, row: Sequence[int]) -> list[int]:
-        if not self._renumber:
-            return list(row)
-        unk = self._renumber[int(self.tokenizer.unk_token_id)]
-        return [self._renumber.get(i, unk) for i in row]
 
     def trim(self, model: Any) -> Any:
         """An encoder-decoder (the warm-started models) with only the kept token rows in both
@@ -325,10 +333,10 @@ class Seq2SeqFamily:
         return model
 
     def encode(self, examples: Sequence[Example], with_targets: bool) -> list[Item]:
-        sources = [self._kept(s) for s in self._sources(examples)]
+        sources = _renumbered(self._sources(examples), self._renumber, self.tokenizer)
         if not with_targets:
             return [Item(s) for s in sources]
-        targets = [self._kept(t) for t in self._targets(examples)]
+        targets = _renumbered(self._targets(examples), self._renumber, self.tokenizer)
         return [Item(s, target_ids=tuple(t)) for s, t in zip(sources, targets, strict=True)]
 
     def _inputs(self, items: Sequence[Item], device: torch.device) -> dict[str, torch.Tensor]:
