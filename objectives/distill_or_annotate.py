@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,9 +33,9 @@ from objectives.meter import (
     RealClock,
     get_profile,
     meter_cost_model,
-    step_flops,
 )
 from objectives.metrics import MetricResult, score
+from objectives.planning import affordable_pool, teacher_flops
 from objectives.tasks import TaskSpec
 from objectives.train import distill, fit, predict, soft_targets
 from objectives.trial_config import CacheStatus, Report, TeacherStatus, TrialConfig, TrialResult
@@ -125,7 +124,7 @@ def _tokenizer(spec: TaskSpec, data: TaskData, family: str, cache: StageCache, t
         return models.seq2seq_tokenizer(teacher, [e.target for e in data.train])
     if teacher not in models.OFFLINE_T5:
         return models.seq2seq_tokenizer(teacher, [])
-    key = content_key("tokenizer", {"task": spec.name, "origin": data.origin, "n": len(data.train)})
+    key = content_key("tokenizer", {"task": spec.name, "train": examples_fingerprint(data.train)})
     with cache.lock(key):
         entry = cache.get(key)
         if entry is not None:
@@ -192,16 +191,6 @@ def _prepare(cfg: TrialConfig, report: Report) -> _Trial:
     )
 
 
-def _plan_flops(items: Sequence[Item], n_params: int, epochs: int, batch_size: int) -> float:
-    """FLOPs of `epochs` passes in length-grouped batches (as `fit` forms them)."""
-    lengths = sorted(i.n_tokens for i in items)
-    per_epoch = sum(
-        len(lengths[s : s + batch_size]) * lengths[min(s + batch_size, len(lengths)) - 1]
-        for s in range(0, len(lengths), batch_size)
-    )
-    return epochs * step_flops("train", n_params, per_epoch)
-
-
 @dataclass
 class _TeacherOutcome:
     model: Any
@@ -209,6 +198,7 @@ class _TeacherOutcome:
     cache: CacheStatus
     key: str
     dev_score: float | None = None  # scored once when built, kept in the cache entry
+    dev_metric: str | None = None  # by which metric (a fallback may have scored it)
 
 
 def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
@@ -223,6 +213,7 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
             "labels": list(trial.spec.labels),  # a classifier head's order
             "family": trial.family.name,
             "teacher": trial.teacher_name,
+            "device": trial.device.type,  # CUDA trains under bf16 autocast, a CPU in fp32
             "sharded": cfg.n_devices > 1,  # sharded teachers train in bf16
             "labelled": trial.n_labels_used,  # a prefix of the seeded permutation
             "seed": cfg.seed,
@@ -254,13 +245,13 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
             model = trial.build(trial.teacher_name)
             model.load_state_dict(torch.load(entry.path / "model.pt", map_location=trial.device))
             model.eval()
-            scored = entry.meta.get("dev_score", {}).get(dev_key)
-            score = trial.evaluate(model, trial.dev).value if scored is None else float(scored)
-            return _TeacherOutcome(model, "finished", "hit", key, score)
+            scored = entry.meta.get("dev_score", {}).get(dev_key)  # [metric, score]
+            if not isinstance(scored, list):
+                result = trial.evaluate(model, trial.dev)
+                scored = [result.name, result.value]
+            return _TeacherOutcome(model, "finished", "hit", key, float(scored[1]), scored[0])
         model = trial.build(trial.teacher_name)
-        planned = _plan_flops(
-            trial.labelled, models.n_parameters(model), cfg.teacher_epochs, cfg.batch_size
-        )
+        planned = teacher_flops(trial.labelled, models.n_parameters(model), cfg)
         if meter.mode == "estimated" and meter.usd_for_flops(planned) > meter.remaining_usd:
             # A planner would not start a fine-tune it cannot finish: the money stays unspent.
             return _TeacherOutcome(None, "unaffordable", "off", key)
@@ -279,49 +270,44 @@ def _teacher(trial: _Trial, meter: ComputeMeter) -> _TeacherOutcome:
         )
         if not finished:
             return _TeacherOutcome(None, "unfinished", "off", key)
-        score = trial.evaluate(model, trial.dev).value
+        dev = trial.evaluate(model, trial.dev)
         meta = {  # what building it took, not what it cost: a hit is re-priced
             "flops": meter.flops - before_flops,
             "device_seconds": meter.measured_device_seconds - before_seconds,
-            "dev_score": {dev_key: score},  # keyed by the dev rows scored
+            "dev_score": {dev_key: [dev.name, dev.value]},  # keyed by the dev rows scored
         }
         with trial.cache.writer(key, meta) as folder:
             torch.save(model.state_dict(), folder / "model.pt")
         cache: CacheStatus = "miss" if trial.cache.enabled else "off"
-        return _TeacherOutcome(model, "finished", cache, key, score)
+        return _TeacherOutcome(model, "finished", cache, key, dev.value, dev.name)
 
 
-def _soft_cost_flops(
-    trial: _Trial, teacher: Any, student_params: int, item: Item
-) -> tuple[float, float]:
-    """Planned FLOPs per unlabelled example: (one teacher pass, one distillation epoch)."""
-    cfg = trial.cfg
-    target = trial.spec.max_target_tokens if trial.family.name == "seq2seq" else 0
-    tokens = len(item.input_ids) + 2 * target
-    teacher_flops = step_flops("infer", models.n_parameters(teacher), tokens)
-    student_flops = step_flops("train", student_params, len(item.input_ids) + target)
-    gold = 1.0 + (1.0 if cfg.gold_weight > 0 else 0.0)
-    return teacher_flops, student_flops * gold
+def _max_new_tokens(trial: _Trial) -> int:
+    return trial.spec.max_target_tokens if trial.family.name == "seq2seq" else 0
 
 
-def _affordable_pool(
-    trial: _Trial, meter: ComputeMeter, n_items: int, teacher: float, epoch: float
+def _pool_size(
+    trial: _Trial,
+    teacher: _TeacherOutcome,
+    meter: ComputeMeter,
+    items: list[Item],
+    student_params: int,
 ) -> int:
-    """The most of `n_items` examples whose soft labels (`teacher` FLOPs each) and
-    distillation (`epoch` FLOPs each per epoch, at the epochs that pool size gets,
-    `min_distill_steps` included) the remaining money covers, with a 10 % margin for
-    padding; the meter is the hard stop."""
-
-    def usd(n: int) -> float:
-        flops = n * teacher + trial.cfg.distill_epochs_for(n) * n * epoch
-        return 1.1 * meter.usd_for_flops(flops)
-
-    # Not monotonic in n where the minimum binds (the same steps over fewer examples cost
-    # about the same): the largest n within the money, by a scan. Less than a batch is not
-    # worth distilling (a handful of examples repeated for the minimum's steps teaches one
-    # class): then nothing is, and the student learns from its gold labels.
-    sizes = range(n_items, min(trial.cfg.batch_size, n_items) - 1, -1)
-    return next((n for n in sizes if usd(n) <= meter.remaining_usd), 0)
+    """How many of `items` get soft labels: whole windows (cached prefixes stay exact), a
+    pool under a batch only whole."""
+    bs = trial.cfg.batch_size
+    if meter.mode == "paper":
+        n = min(len(items), meter.affordable_unlabelled())  # d U / 1000 dollars for U
+        return n - n % bs if n >= bs else (n if n == len(items) else 0)
+    return affordable_pool(
+        meter,
+        items,
+        trial.cfg,
+        teacher_params=models.n_parameters(teacher.model),
+        student_params=student_params,
+        max_new_tokens=_max_new_tokens(trial),
+        gold=trial.labelled,
+    )
 
 
 def _soft_labels(
@@ -333,15 +319,8 @@ def _soft_labels(
     items = trial.family.encode(take(trial.data.train, order), with_targets=False)
     if not items:
         return [], [], "off"
-    if meter.mode == "paper":
-        affordable = meter.affordable_unlabelled()  # d U / 1000 dollars for U examples
-    else:
-        planned = [_soft_cost_flops(trial, teacher.model, student_params, i) for i in items]
-        per_pass, per_epoch = (statistics.fmean(flops) for flops in zip(*planned, strict=True))
-        affordable = _affordable_pool(trial, meter, len(items), per_pass, per_epoch)
-    bs = cfg.batch_size
-    n = min(len(items), affordable)
-    n = n - n % bs if n >= bs else n  # whole windows, so cached prefixes stay exact
+    bs, max_new = cfg.batch_size, _max_new_tokens(trial)
+    n = _pool_size(trial, teacher, meter, items, student_params)
     if n == 0:
         return [], [], "off"
     if meter.mode == "paper":
@@ -357,7 +336,6 @@ def _soft_labels(
             "top_k": getattr(trial.family, "top_k", 0),
         },
     )
-    max_new = trial.spec.max_target_tokens if trial.family.name == "seq2seq" else 0
     with trial.cache.lock(key):
         entry = trial.cache.get(key)
         stored: list[Soft] = []
@@ -370,7 +348,12 @@ def _soft_labels(
             window_seconds = list(entry.meta["window_device_seconds"])
         n_windows = -(-n // bs)
         reuse = min(len(window_flops), n_windows if n % bs == 0 else n_windows - 1)
-        for flops, seconds in zip(window_flops[:reuse], window_seconds[:reuse], strict=True):
+        for w, (flops, seconds) in enumerate(
+            zip(window_flops[:reuse], window_seconds[:reuse], strict=True)
+        ):
+            if meter.reused_stage_usd(flops, seconds) > meter.remaining_usd + 1e-9:
+                reuse = w  # priced higher here (measured elsewhere): stop, as a miss would
+                break
             meter.charge_reused_stage(flops, seconds)
         softs = stored[: reuse * bs]
         status: CacheStatus = "hit" if reuse * bs >= n else ("partial" if reuse else "miss")
@@ -421,12 +404,14 @@ def _train_student(
     softs: list[Soft],
     meter: ComputeMeter,
     student_meter: ComputeMeter | None,
-) -> None:
-    """Distil when there are soft targets; otherwise learn from the gold labels alone."""
+) -> bool:
+    """Distil when there are soft targets; otherwise, or when the money left could not
+    pay one distillation step, learn from the gold labels alone. False: the distillation
+    was cut short."""
     cfg = trial.cfg
     if softs:
-        epochs = cfg.distill_epochs_for(len(softs))
-        distill(
+        epochs, flops_before = cfg.distill_epochs_for(len(softs)), meter.flops
+        finished = distill(
             student,
             trial.family,
             soft_items,
@@ -443,7 +428,9 @@ def _train_student(
             on_epoch=trial.report_hook("distill", student, epochs),
             on_step=trial.progress("distill"),
         )
-    elif trial.labelled:
+        if finished or meter.flops > flops_before:
+            return finished  # cut short by the meter: its partial schedule is the result
+    if trial.labelled:
         # Annotation only, or a teacher that could not be had: the student learns from gold.
         fit(
             student,
@@ -458,6 +445,7 @@ def _train_student(
             on_epoch=trial.report_hook("annotate", student, cfg.student_epochs),
             on_step=trial.progress("annotate"),
         )
+    return True
 
 
 def _step_clock(device: torch.device) -> Callable[[], float]:
@@ -515,9 +503,12 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
                     trial, teacher, meter, models.n_parameters(student)
                 )
     with _timed(timings, name, "student", report):
-        _train_student(trial, student, soft_items, softs, meter, student_meter)
+        distilled = _train_student(trial, student, soft_items, softs, meter, student_meter)
     with _timed(timings, name, "evaluate", report):
         dev = trial.evaluate(student, trial.dev)
+        if teacher.model is not None and teacher.dev_metric not in (None, dev.name):
+            # Cached by another metric (a task file's changed, or a fallback): scored again.
+            teacher.dev_score = trial.evaluate(teacher.model, trial.dev).value
         scored = trial.test if cfg.score_test else []
         test = trial.evaluate(student, scored).value if scored else None
     result = TrialResult.from_allocation(
@@ -541,6 +532,7 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
         details={
             **{f"dev_{k}": v for k, v in dev.details.items()},
             "overrun_device_seconds": meter.overrun_device_seconds,
+            "distill_cut_short": float(not distilled),  # the meter stopped it: flagged
             "charged_flops": meter.flops,
             **timings,
         },

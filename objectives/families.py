@@ -413,7 +413,7 @@ class Seq2SeqFamily:
         targets = []
         for row in generated.tolist():
             ids = [t for t in row if t != self.pad_id]
-            targets.append(tuple(ids) or (int(self.tokenizer.eos_token_id),))
+            targets.append(tuple(ids) or (self.eos_id,))
         with torch.inference_mode():
             logits, _ = self._logits(teacher, items, targets, device)
             values, indices = logits.topk(self.top_k, dim=-1)

@@ -122,6 +122,7 @@ class ComputeMeter:
         # Real device-seconds of the steps this meter timed, in every mode: what a cache
         # entry records, so that the `measured` meter can re-price it.
         self.measured_device_seconds = 0.0
+        self._timed_flops = 0.0  # the FLOPs of the steps timed (not of reused stages)
         self.overrun_device_seconds = 0.0
         self._step_device_seconds = 0.0  # charged steps (estimated, measured)
         self._stage_usd = 0.0  # charged whole stages (re-priced cache entries, paper stages)
@@ -144,6 +145,24 @@ class ComputeMeter:
     def usd_for_flops(self, flops: float) -> float:
         seconds = flops / self.profile.flops_per_second
         return seconds / 3600.0 * self.usd_per_device_hour
+
+    def planned_usd(self, flops: float) -> float:
+        """What steps of `flops` in all are planned to cost: exact when estimated; when
+        measured, at the slower of the profile and the rate this trial's steps ran at."""
+        usd = self.usd_for_flops(flops)
+        if self.mode != "measured" or self._timed_flops == 0.0:
+            return usd
+        seconds_per_flop = self.measured_device_seconds / self._timed_flops
+        return max(usd, flops * seconds_per_flop / 3600.0 * self.usd_per_device_hour)
+
+    def step_headroom_usd(self) -> float:
+        """The money a measured meter keeps free for its next step's noise (see
+        `predicted_step_seconds`): what a plan leaves unplanned so its last step runs."""
+        if self.mode != "measured":
+            return 0.0
+        return (
+            1.25 * self._dearest_step_seconds * self.n_devices / 3600.0 * self.usd_per_device_hour
+        )
 
     def predicted_step_seconds(self, flops: float) -> float:
         estimate = flops / self.profile.flops_per_second
@@ -175,6 +194,7 @@ class ComputeMeter:
         elapsed = max(0.0, self.clock() - self._started_at)
         self._started_at = None
         self.flops += flops
+        self._timed_flops += flops
         self.measured_device_seconds += elapsed * self.n_devices
         if self.mode == "estimated":
             self._step_device_seconds += flops / self.profile.flops_per_second

@@ -318,4 +318,8 @@ def n_parameters(model: torch.nn.Module) -> int:
     embedding = {
         id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()
     }
-    return sum(p.numel() for p in model.parameters() if id(p) not in embedding)
+    # An output layer tied to an input embedding shares its weight: still a matmul per token.
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if get_head is not None else None
+    tied = head.weight.numel() if head is not None and id(head.weight) in embedding else 0
+    return tied + sum(p.numel() for p in model.parameters() if id(p) not in embedding)

@@ -9,7 +9,7 @@ paper) the loop simply runs.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -44,10 +44,35 @@ def length_grouped_batches(
     return batches
 
 
-def _padded_tokens(items: Sequence[Item]) -> int:
+def padded_tokens(items: Sequence[Item]) -> int:
     return len(items) * (
         max(len(i.input_ids) for i in items) + max(len(i.target_ids) for i in items)
     )
+
+
+def fit_tokens(items: Sequence[Item], *, epochs: int, batch_size: int, seed: int) -> int:
+    """The padded tokens `fit` will train on: its batches replayed, so a plan is exact."""
+    rng = random.Random(seed)
+    lengths = [i.n_tokens for i in items]
+    return sum(
+        padded_tokens([items[i] for i in batch])
+        for _ in range(epochs)
+        for batch in length_grouped_batches(lengths, batch_size, rng)
+    )
+
+
+def gold_batches(gold: Sequence[Item], batch_size: int, seed: int) -> Iterator[list[Item]]:
+    """The gold batches `distill` mixes in, one per step, in order (seeded: a plan replays
+    them)."""
+    rng, pool = random.Random(seed + 1), list(gold)
+    while True:
+        yield rng.sample(pool, min(batch_size, len(pool)))
+
+
+def soft_window_tokens(window: Sequence[Item], max_new_tokens: int) -> int:
+    """One window of `soft_targets`: generation plus one teacher-forced pass, about
+    (source + 2 x target) tokens each, padded to the window's longest source."""
+    return len(window) * (max(len(i.input_ids) for i in window) + 2 * max_new_tokens)
 
 
 class _Metered:
@@ -159,7 +184,7 @@ def fit(
 
     def step(batch_ids: list[int]) -> tuple[int, Callable[[], torch.Tensor]]:
         batch = [items[i] for i in batch_ids]
-        return _padded_tokens(batch), lambda: family.loss(model, batch, device)
+        return padded_tokens(batch), lambda: family.loss(model, batch, device)
 
     return _train(
         model,
@@ -197,16 +222,15 @@ def distill(
 
     loss = (1 - gold_weight) * KD(unlabelled batch) + gold_weight * CE(a gold batch).
     """
-    gold_rng = random.Random(seed + 1)
-    mix = gold_weight > 0 and len(gold) > 0
+    golds = gold_batches(gold, batch_size, seed) if gold_weight > 0 and gold else None
 
     def step(batch_ids: list[int]) -> tuple[int, Callable[[], torch.Tensor]]:
         batch = [items[i] for i in batch_ids]
         batch_softs = [softs[i] for i in batch_ids]
-        gold_batch = gold_rng.sample(list(gold), min(batch_size, len(gold))) if mix else []
+        gold_batch = next(golds) if golds is not None else []
         n_tokens = len(batch) * (
             max(len(i.input_ids) for i in batch) + max(len(s.target_ids) for s in batch_softs)
-        ) + (_padded_tokens(gold_batch) if gold_batch else 0)
+        ) + (padded_tokens(gold_batch) if gold_batch else 0)
 
         def loss() -> torch.Tensor:
             kd = family.distill_loss(student, batch, batch_softs, temperature, device)
@@ -272,9 +296,7 @@ def soft_targets(
     for start in range(0, len(items), batch_size):
         window = list(range(start, min(start + batch_size, len(items))))
         batch = [items[i] for i in window]
-        # Generation plus one teacher-forced pass: about (source + 2 x target) tokens each.
-        n_tokens = len(batch) * (max(len(i.input_ids) for i in batch) + 2 * max_new_tokens)
-        with metered("infer", n_tokens):
+        with metered("infer", soft_window_tokens(batch, max_new_tokens)):
             softs = family.soft_targets(teacher, batch, device)
         for index, soft in zip(window, softs, strict=True):
             out[index] = soft

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from pathlib import Path
@@ -135,6 +136,18 @@ def test_stage_cache_reuses_teacher_and_soft_labels(tiny_task: Path, tmp_path: P
     assert warm.compute_spent_usd == pytest.approx(cold.compute_spent_usd)
     uncached, _ = _run(dataclasses.replace(cfg, cache_dir=None))
     assert uncached.score == cold.score
+    # A teacher's dev score is cached with its metric's name: one scored by another metric
+    # (a task file's changed since, or a fallback) is scored again, not read across scales.
+    (meta_file,) = [
+        m for m in (tmp_path / "cache").rglob("meta.json") if "dev_score" in m.read_text()
+    ]
+    meta = json.loads(meta_file.read_text())
+    (dev_key,) = meta["dev_score"]
+    assert meta["dev_score"][dev_key] == [cold.metric, cold.teacher_score]
+    meta["dev_score"][dev_key] = ["macro_f1", 0.123]
+    meta_file.write_text(json.dumps(meta))
+    rescored, _ = _run(cfg)
+    assert rescored.teacher_cache == "hit" and rescored.teacher_score == cold.teacher_score
     # A larger compute share reuses the teacher only if the labelled set is the same.
     other, _ = _run(dataclasses.replace(cfg, compute_fraction=0.6))
     assert other.teacher_cache == "miss"
@@ -182,7 +195,7 @@ def test_a_small_pool_distils_for_more_epochs_up_to_the_minimum_steps() -> None:
 def test_the_minimum_steps_are_paid_from_the_allocation(tiny_task: Path) -> None:
     # Priced so that the pool is cut by the money: with a minimum of steps, each example
     # the pool keeps is distilled more often, so the money affords fewer of them.
-    lean = {"usd_per_device_hour": 200000.0}
+    lean = {"usd_per_device_hour": 180000.0}
     plain, _ = _run(_config(tiny_task, **lean))
     steps, reports = _run(_config(tiny_task, min_distill_steps=20, **lean))
     for r in (plain, steps):
