@@ -406,8 +406,8 @@ def _train_student(
     student_meter: ComputeMeter | None,
 ) -> bool:
     """Distil when there are soft targets; otherwise, or when the money left could not
-    pay one distillation step, learn from the gold labels alone. False: the distillation
-    was cut short."""
+    pay one distillation step, learn from the gold labels alone. False: the meter cut the
+    distillation short (to nothing, in the second case)."""
     cfg = trial.cfg
     if softs:
         epochs, flops_before = cfg.distill_epochs_for(len(softs)), meter.flops
@@ -445,7 +445,7 @@ def _train_student(
             on_epoch=trial.report_hook("annotate", student, cfg.student_epochs),
             on_step=trial.progress("annotate"),
         )
-    return True
+    return not softs  # soft targets that not one step could use: cut short too
 
 
 def _step_clock(device: torch.device) -> Callable[[], float]:
