@@ -160,9 +160,7 @@ class ComputeMeter:
         `predicted_step_seconds`): what a plan leaves unplanned so its last step runs."""
         if self.mode != "measured":
             return 0.0
-        return (
-            1.25 * self._dearest_step_seconds * self.n_devices / 3600.0 * self.usd_per_device_hour
-        )
+        return self.predicted_step_seconds(0.0) / 3600.0 * self.usd_per_device_hour
 
     def predicted_step_seconds(self, flops: float) -> float:
         estimate = flops / self.profile.flops_per_second
