@@ -12,7 +12,7 @@ Methods:
   steered:       the default sweep with the learning curve as its surrogate once the
                  trials carry one (Thompson sampling over the curve's bootstrap fits);
                  printed on its own line (the last line keeps the issue's format);
-  ours:          `sweep plan` (sweep/plan.py): cheap pilots, the learning curve, more pilots
+  ours:          `sweep plan` (sweep/decide/plan.py): cheap pilots, the learning curve, more pilots
                  where its interval is widest, stopping by its own rule.
 The three full-size searches are stopped by an oracle the moment their best trial is within
 1 point (favourable to them: a user could not know when); ours stops by its own rule and is
@@ -54,10 +54,10 @@ from objectives.standins import ReplayTable, replay_trial
 from objectives.trial_config import TrialConfig, TrialResult
 from search_spaces import get_space
 from search_spaces.spaces import PAPER_FRACTIONS
-from sweep import frontier
-from sweep.plan import Pilot, Plan, PlanSettings, Ran, Runner, plan, plan_spent_usd
-from sweep.results import row_from_result
-from sweep.spend import SpendLedger
+from sweep.decide import frontier
+from sweep.decide.plan import Pilot, Plan, PlanSettings, Ran, Runner, plan, plan_spent_usd
+from sweep.engine.spend import SpendLedger
+from sweep.tracking.results import row_from_result
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_TABLE = DATA / "fever_synthetic_grid.csv"
@@ -142,7 +142,7 @@ class Real(Landscape):
     `sweep plan`'s do."""
 
     def __init__(self, work: Path, reference_path: Path) -> None:
-        from sweep.demo import demo_config
+        from sweep.cli.demo import demo_config
 
         self.cfg = demo_config(root=str(work))
         self.work = work
@@ -157,7 +157,7 @@ class Real(Landscape):
     def _run(self, fields: dict[str, Any], cache: bool) -> TrialResult:
         from objectives.distill_or_annotate import run_trial
         from objectives.trial_config import trial_config
-        from sweep.trainable import base_fields
+        from sweep.engine.trainable import base_fields
 
         base = base_fields(self.cfg, 0.0, 0)
         base.update(fields, cache_dir=str(self.work / "cache") if cache else None, n_threads=2)
@@ -209,7 +209,7 @@ def _study(method: str, seed: int, cap: int) -> tuple[Any, Callable[[Any], Any]]
     import optuna
 
     from sweep.config import SweepConfig
-    from sweep.tuner import first_points, make_sampler
+    from sweep.engine.tuner import first_points, make_sampler
 
     if method == "plain TPE":
         study = optuna.create_study(
@@ -379,9 +379,7 @@ def _setting(args: argparse.Namespace) -> dict[str, Any]:
     return setting
 
 
-def main() -> None:
-    import optuna
-
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replay-table", default=str(DEFAULT_TABLE))
     parser.add_argument("--task")
@@ -403,27 +401,14 @@ def main() -> None:
         "--work-dir", default="runs/bench/decision_cost", help="--real: cache and reference"
     )
     parser.add_argument("--tiny", action="store_true", help="2 TPE seeds (CI)")
-    args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    land: Landscape
-    if args.real:
-        work = Path(args.work_dir)
-        land = Real(work, work / "reference.json")
-        name = "real bbc_news (the demo's setting)"
-    else:
-        land = Replay(ReplayTable.from_csv(args.replay_table), _setting(args))
-        name = Path(args.replay_table).name
-    print(
-        f"{name}, B=${land.budget:g}, "
-        f"{land.setting['n_seed_labels']} seed labels: best {land.best:.4f} at "
-        f"f={land.best_fraction:.3f}, annotate only {land.annotate_only:.4f}"
-    )
+    return parser.parse_args()
+
+
+def full_size_costs(
+    land: Landscape, args: argparse.Namespace, shape: frontier.Shape | None
+) -> dict[str, float | None]:
+    """Print each full-size search's cost per seed; their means (None: a seed missed)."""
     seeds = range(2 if args.tiny else args.seeds)
-    shape = table_shape(args.warm_start_table, land.setting) if args.warm_start_table else None
-    if shape is not None:
-        print(f"warm start: {shape.task}'s {shape.n_trials} points, alpha {shape.alpha:.3g}, "
-              f"w {shape.w:.3g}")  # fmt: skip
     cost: dict[str, float | None] = {"grid": grid_cost(land, args.max_trials)}
     for method in ("plain TPE", "default sweep", "steered"):
         outcomes = [optuna_cost(land, method, seed, args.max_trials, shape) for seed in seeds]
@@ -435,7 +420,11 @@ def main() -> None:
                 f"{_pct(r, args.max_trials)} ({n} steered)" for r, n in outcomes))  # fmt: skip
         else:
             print(f"{method}: " + ", ".join(_pct(r, args.max_trials) for r in runs))
-    result = ours(land, args, shape)
+    return cost
+
+
+def report_ours(land: Landscape, result: Plan) -> bool:
+    """Print ours' rounds, stop and coverage; whether it lands within a point of the best."""
     for n, r in enumerate(result.rounds, start=1):
         rec = r.recommendation
         true = land.at(rec.compute_fraction).score if rec else None
@@ -468,6 +457,35 @@ def main() -> None:
             f"90 % interval coverage on {total} held-out full-size trials (budgets {budgets}): "
             f"{100 * inside / total:.0f} %"
         )
+    return within
+
+
+def main() -> None:
+    import optuna
+
+    args = _arguments()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    land: Landscape
+    if args.real:
+        work = Path(args.work_dir)
+        land = Real(work, work / "reference.json")
+        name = "real bbc_news (the demo's setting)"
+    else:
+        land = Replay(ReplayTable.from_csv(args.replay_table), _setting(args))
+        name = Path(args.replay_table).name
+    print(
+        f"{name}, B=${land.budget:g}, "
+        f"{land.setting['n_seed_labels']} seed labels: best {land.best:.4f} at "
+        f"f={land.best_fraction:.3f}, annotate only {land.annotate_only:.4f}"
+    )
+    shape = table_shape(args.warm_start_table, land.setting) if args.warm_start_table else None
+    if shape is not None:
+        print(f"warm start: {shape.task}'s {shape.n_trials} points, alpha {shape.alpha:.3g}, "
+              f"w {shape.w:.3g}")  # fmt: skip
+    cost = full_size_costs(land, args, shape)
+    result = ours(land, args, shape)
+    within = report_ours(land, result)
     share = result.spent_usd / land.budget
     ours_text = f"{100 * share:.1f} %" + ("" if within else " (missed: not within a point)")
     print(

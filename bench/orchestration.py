@@ -2,7 +2,7 @@
 
 The same cheap objective (the synthetic stand-in plus `--work-seconds` of sleep) runs
 `--trials` times through:
-  (a) ours: `sweep.tuner.run_sweep` (Ray Tune + Optuna + MLflow SQLite, our defaults);
+  (a) ours: `sweep.engine.tuner.run_sweep` (Ray Tune + Optuna + MLflow SQLite, our defaults);
   (b) a plain Optuna `study.optimize` loop (no Ray, no MLflow): the floor;
   (c) stock Ray Tune + `OptunaSearch` + `MLflowLoggerCallback` with default settings.
 Overhead per trial = (wall time - trials x work) / trials, Ray's start-up included for (a)
@@ -39,7 +39,7 @@ def _objective_score(fraction: float, work_seconds: float) -> float:
 
 def ours(root: Path, trials: int, work: float) -> float:
     from sweep.config import SweepConfig
-    from sweep.tuner import run_sweep
+    from sweep.engine.tuner import run_sweep
 
     started = time.perf_counter()
     run_sweep(

@@ -29,7 +29,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 if TYPE_CHECKING:
-    from sweep.results import TrialRow
+    from sweep.tracking.results import TrialRow
 
 # (task, seed labels, budgets in dollars): the demo's setting for BBC News; for the paper's
 # classification tasks 100 seed labels (its smallest count) and two budgets, one where
@@ -68,9 +68,9 @@ class Cell:
 def run_cell(root: Path, task: str, seed_labels: int, budget: float, tiny: bool) -> Cell:
     from objectives.tasks import get_task
     from sweep.config import SweepConfig
-    from sweep.results import finished_trials
-    from sweep.tracking import Tracker
-    from sweep.tuner import run_sweep
+    from sweep.engine.tuner import run_sweep
+    from sweep.tracking.mlflow_store import Tracker
+    from sweep.tracking.results import finished_trials
 
     trial: dict[str, object] = {"meter": "paper", "max_eval_examples": None}
     if tiny:

@@ -39,7 +39,7 @@ def sweep_wall_seconds(n_workers: int, trials: int, cpu_seconds: float, root: Pa
     from functools import partial
 
     from sweep.config import SweepConfig
-    from sweep.tuner import run_sweep
+    from sweep.engine.tuner import run_sweep
 
     with loopback_cluster(head_cpus=0) as cluster:
         for i in range(n_workers):

@@ -120,7 +120,7 @@ def run(land: Landscape, method: str, seed: int, cap: int, criterion: str) -> in
     import optuna
 
     from sweep.config import SweepConfig
-    from sweep.tuner import first_points, make_sampler
+    from sweep.engine.tuner import first_points, make_sampler
 
     target = land.target(criterion)
     if method == "grid":

@@ -59,8 +59,8 @@ def run(
     """(wall seconds, {(labels, unlabelled): (score, real device-seconds, cache outcome,
     seconds training the teacher)})."""
     from sweep.config import SweepConfig
-    from sweep.tracking import Tracker
-    from sweep.tuner import run_sweep
+    from sweep.engine.tuner import run_sweep
+    from sweep.tracking.mlflow_store import Tracker
 
     task, fields = SETTINGS[setting]
     trial: dict[str, Any] = {
@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     setting = "tiny" if args.tiny else "heavy" if args.teacher_heavy else "default"
     grid = {"tiny": TINY_GRID, "heavy": HEAVY_GRID, "default": GRID}[setting]
-    from sweep.raystart import RayStart
+    from sweep.engine.raystart import RayStart
 
     ray_start = RayStart(None)  # one Ray for both sweeps (each would start its own)
     ray_start.wait()

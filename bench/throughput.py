@@ -43,9 +43,16 @@ from objectives import models
 from objectives.data import load_task_data
 from objectives.families import EncoderFamily, Item, Seq2SeqFamily, Soft, kd_loss
 from objectives.tasks import get_task
-from objectives.train import distill, fit, soft_targets
+from objectives.train import TrainSettings, distill, fit, soft_targets
 
 BATCH, SEED, TEMPERATURE = 16, 0, 2.0
+
+
+def _settings(epochs: int, lr: float, device: torch.device) -> TrainSettings:
+    """Our loops' settings: the batch size and seed every contender shares."""
+    return TrainSettings(
+        epochs=epochs, learning_rate=lr, batch_size=BATCH, seed=SEED, device=device
+    )
 
 
 def _timed(run: Callable[[], Any]) -> tuple[float, Any]:
@@ -224,16 +231,7 @@ def bench_fine_tuning(
 
     def ours() -> Any:
         model = ours_side.family.trim(copy.deepcopy(init))
-        fit(
-            model,
-            ours_side.family,
-            ours_side.items,
-            epochs=epochs,
-            lr=lr,
-            batch_size=BATCH,
-            seed=SEED,
-            device=device,
-        )
+        fit(model, ours_side.family, ours_side.items, _settings(epochs, lr, device))
         return model
 
     rows = _Rows(theirs.items)
@@ -284,12 +282,8 @@ def bench_distillation(
             ours_side.family,
             ours_side.pool,
             softs,
-            epochs=epochs,
-            lr=lr,
-            batch_size=BATCH,
+            _settings(epochs, lr, device),
             temperature=TEMPERATURE,
-            seed=SEED,
-            device=device,
             meter=None,
         )
         return model
@@ -366,16 +360,7 @@ def main() -> None:
     rounds = 1 if args.tiny else 2
     tuning = bench_fine_tuning(ours, theirs, init, args.epochs, rounds, args.lr)
     teacher = copy.deepcopy(init)
-    fit(
-        teacher,
-        theirs.family,
-        theirs.items,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=BATCH,
-        seed=SEED,
-        device=device,
-    )
+    fit(teacher, theirs.family, theirs.items, _settings(args.epochs, args.lr, device))
     distilling = bench_distillation(ours, theirs, init, teacher, args.epochs, rounds, args.lr)
     pseudo = bench_pseudo_labels(args.pseudo_examples, device)
     where = torch.cuda.get_device_name() + ", bf16" if cuda else f"{args.threads} threads"

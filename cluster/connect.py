@@ -15,7 +15,7 @@ def ray_address(cli_address: str | None) -> str | None:
 
 def check_reachable(address: str | None, timeout_s: float = 3.0) -> None:
     """Fail fast with one clear line instead of Ray's long retry loop on a dead address."""
-    if address is None or address == "auto":  # `auto` is resolved by Ray (sweep.raystart)
+    if address is None or address == "auto":  # `auto` is resolved by Ray (sweep.engine.raystart)
         return
     parsed = urlparse(address if "://" in address else f"ray://{address}")
     try:

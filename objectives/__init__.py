@@ -1,5 +1,6 @@
 """Money, tasks, data, metrics and the trial's values. Light to import: the modules that
-train (`distill_or_annotate`, `train`, `families`, `models`) are imported by name."""
+train (`distill_or_annotate`, `trial_setup`, `trial_stages`, `train`, `families`,
+`models`) are imported by name."""
 
 from objectives.budget import Allocation, Budget, PriceBook, allocate
 from objectives.data import Example, TaskData, load_task_data, split_pool

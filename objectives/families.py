@@ -283,7 +283,7 @@ class Seq2SeqFamily:
         # Given `vocabulary` (every example whose source the task encodes) and `targets` (the
         # examples whose targets it trains on), the models keep only the token rows those
         # use: outputs are then limited to them (unlike an encoder's trim, not exact), and
-        # MiniLM's 30K-row output layer no longer dominates a CPU step (2.2x on WLP).
+        # MiniLM's 30K-row output layer no longer dominates a CPU step.
         self.kept_ids: tuple[int, ...] | None = None
         self._renumber: dict[int, int] = {}
         self._tokenized: dict[str, list[int]] = {}  # token ids by source text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,6 +21,21 @@ from objectives.models import n_parameters
 
 EpochHook = Callable[[int], None]
 StepHook = Callable[[int, int], None]  # (steps done, steps planned): progress for people
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """How a training loop (`fit`, `distill`) runs: the same five values at every call.
+
+    `epochs` are passes over the loop's examples, `batch_size` is in examples, and `seed`
+    fixes the batch order and dropout (see `_train`); the meter and the hooks, which change
+    from stage to stage, are passed beside it."""
+
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    seed: int
+    device: torch.device
 
 
 def length_grouped_batches(
@@ -101,14 +117,14 @@ class _Step:
 
 
 def _optimizer(
-    model: Any, lr: float, total_steps: int
+    model: Any, learning_rate: float, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     # As in the paper: AdamW, linear decay to zero, no warm-up. The fused kernel (CPU and
     # CUDA since torch 2.4) updates all parameters in one pass: the step of a small student
     # with a large embedding table is dominated by it (bench/throughput.py).
     params = [p for p in model.parameters() if p.requires_grad]
     fusable = all(p.dtype.is_floating_point and p.device.type in ("cpu", "cuda") for p in params)
-    optimizer = torch.optim.AdamW(params, lr=lr, fused=fusable or None)
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, fused=fusable or None)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: max(0.0, 1.0 - step / max(1, total_steps))
     )
@@ -122,11 +138,8 @@ def _train(
     model: Any,
     lengths: Sequence[int],
     step: BatchStep,
+    settings: TrainSettings,
     *,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    seed: int,
     meter: ComputeMeter | None,
     on_epoch: EpochHook | None,
     on_step: StepHook | None = None,
@@ -136,12 +149,13 @@ def _train(
     `step(batch_ids)` returns the batch's padded token count (to price the step before it
     runs) and a function computing its loss.
     """
-    rng = random.Random(seed)
+    epochs, batch_size = settings.epochs, settings.batch_size
+    rng = random.Random(settings.seed)
     # Dropout draws from torch's global generator: seed it here, so that a loop's result does
     # not depend on the stages before it (a teacher trained here or loaded from the cache).
-    torch.manual_seed(seed)
+    torch.manual_seed(settings.seed)
     steps_per_epoch = -(-len(lengths) // batch_size)
-    optimizer, schedule = _optimizer(model, lr, epochs * steps_per_epoch)
+    optimizer, schedule = _optimizer(model, settings.learning_rate, epochs * steps_per_epoch)
     metered = _Metered(meter, n_parameters(model))
     model.train()
     steps = 0
@@ -170,34 +184,21 @@ def fit(
     model: Any,
     family: Family,
     items: Sequence[Item],
+    settings: TrainSettings,
     *,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
     meter: ComputeMeter | None = None,
     on_epoch: EpochHook | None = None,
     on_step: StepHook | None = None,
 ) -> bool:
-    """Cross-entropy on gold targets for `epochs` passes, unless the meter runs out."""
+    """Cross-entropy on gold targets for `settings.epochs` passes, unless the meter runs out."""
+    device = settings.device
 
     def step(batch_ids: list[int]) -> tuple[int, Callable[[], torch.Tensor]]:
         batch = [items[i] for i in batch_ids]
         return padded_tokens(batch), lambda: family.loss(model, batch, device)
 
-    return _train(
-        model,
-        [i.n_tokens for i in items],
-        step,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        meter=meter,
-        on_epoch=on_epoch,
-        on_step=on_step,
-    )
+    lengths = [i.n_tokens for i in items]
+    return _train(model, lengths, step, settings, meter=meter, on_epoch=on_epoch, on_step=on_step)
 
 
 def distill(
@@ -205,13 +206,9 @@ def distill(
     family: Family,
     items: Sequence[Item],
     softs: Sequence[Soft],
+    settings: TrainSettings,
     *,
-    epochs: int,
-    lr: float,
-    batch_size: int,
     temperature: float,
-    seed: int,
-    device: torch.device,
     meter: ComputeMeter | None,
     gold: Sequence[Item] = (),
     gold_weight: float = 0.0,
@@ -222,7 +219,10 @@ def distill(
 
     loss = (1 - gold_weight) * KD(unlabelled batch) + gold_weight * CE(a gold batch).
     """
-    golds = gold_batches(gold, batch_size, seed) if gold_weight > 0 and gold else None
+    device = settings.device
+    golds = (
+        gold_batches(gold, settings.batch_size, settings.seed) if gold_weight > 0 and gold else None
+    )
 
     def step(batch_ids: list[int]) -> tuple[int, Callable[[], torch.Tensor]]:
         batch = [items[i] for i in batch_ids]
@@ -241,18 +241,7 @@ def distill(
         return n_tokens, loss
 
     lengths = [i.n_tokens + len(s.target_ids) for i, s in zip(items, softs, strict=True)]
-    return _train(
-        student,
-        lengths,
-        step,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        meter=meter,
-        on_epoch=on_epoch,
-        on_step=on_step,
-    )
+    return _train(student, lengths, step, settings, meter=meter, on_epoch=on_epoch, on_step=on_step)
 
 
 def predict(

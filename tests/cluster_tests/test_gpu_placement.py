@@ -20,8 +20,8 @@ cloudpickle = pytest.importorskip("cloudpickle")
 
 from objectives.standins import synthetic_trial  # noqa: E402
 from objectives.trial_config import Report, TrialConfig, TrialResult  # noqa: E402
-from sweep.tracking import Tracker  # noqa: E402
-from sweep.tuner import _quiet, run_sweep  # noqa: E402
+from sweep.engine.tuner import _quiet, run_sweep  # noqa: E402
+from sweep.tracking.mlflow_store import Tracker  # noqa: E402
 from tests.sweep_tests.conftest import synthetic_config  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -72,7 +72,7 @@ def test_trials_are_placed_by_strategy(
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    from sweep.tracking import Tracker
+    from sweep.tracking.mlflow_store import Tracker
 
     runs = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}").trial_runs(task="fever")
     assert len(runs) == 11
@@ -141,7 +141,7 @@ def test_losing_the_teacher_node_mid_sweep_loses_nothing(
     assert sweep.returncode == 0, output
     import optuna
 
-    from sweep.tracking import Tracker
+    from sweep.tracking.mlflow_store import Tracker
 
     study = optuna.load_study(
         study_name="fever-B300-N1000", storage=f"sqlite:///{tmp_path / 'optuna.db'}"

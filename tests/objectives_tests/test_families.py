@@ -180,7 +180,7 @@ def test_items_of_different_lengths_batch_together(encoder: tuple[EncoderFamily,
 def test_a_trimmed_encoder_keeps_only_the_used_rows_and_trains_exactly_as_the_whole_one() -> None:
     import copy
 
-    from objectives.train import fit
+    from objectives.train import TrainSettings, fit
 
     tokenizer = models.train_wordpiece_tokenizer(TEXTS * 4, vocab_size=120)
     torch.manual_seed(0)
@@ -198,16 +198,8 @@ def test_a_trimmed_encoder_keeps_only_the_used_rows_and_trains_exactly_as_the_wh
         assert [compact.kept_ids[i] for i in b.input_ids] == a.input_ids
         assert a.label == b.label
     for model, family in ((whole, plain), (trimmed, compact)):
-        fit(
-            model,
-            family,
-            family.encode(used, True),
-            epochs=3,
-            lr=1e-2,
-            batch_size=1,
-            seed=0,
-            device=CPU,
-        )
+        settings = TrainSettings(epochs=3, learning_rate=1e-2, batch_size=1, seed=0, device=CPU)
+        fit(model, family, family.encode(used, True), settings)
     with torch.inference_mode():
         a = plain._forward(whole, plain.encode(used, False), CPU)
         b = compact._forward(trimmed, compact.encode(used, False), CPU)

@@ -13,7 +13,7 @@ from objectives.families import EncoderFamily, Item
 from objectives.meter import ComputeMeter, get_profile
 from objectives.planning import affordable_pool, teacher_flops
 from objectives.tasks import get_task
-from objectives.train import distill, fit, soft_targets
+from objectives.train import TrainSettings, distill, fit, soft_targets
 from objectives.trial_config import TrialConfig, trial_config
 from tests.conftest import REPO_DATA
 
@@ -50,8 +50,8 @@ def test_the_teacher_plan_is_what_fit_charges() -> None:
     family, model, labelled, _ = _setup()
     cfg = _cfg(teacher_epochs=2)
     meter = _meter(1e9)
-    fit(model, family, labelled, epochs=2, lr=1e-4, batch_size=4, seed=cfg.seed, device=CPU,
-        meter=meter)  # fmt: skip
+    settings = TrainSettings(epochs=2, learning_rate=1e-4, batch_size=4, seed=cfg.seed, device=CPU)
+    fit(model, family, labelled, settings, meter=meter)
     assert teacher_flops(labelled, models.n_parameters(model), cfg) == pytest.approx(meter.flops)
 
 
@@ -78,12 +78,14 @@ def test_a_pool_the_plan_affords_is_labelled_and_distilled_to_the_end(gold_weigh
             family,
             pool[:n],
             softs,
-            epochs=cfg.distill_epochs_for(n),
-            lr=1e-4,
-            batch_size=4,
+            TrainSettings(
+                epochs=cfg.distill_epochs_for(n),
+                learning_rate=1e-4,
+                batch_size=4,
+                seed=0,
+                device=CPU,
+            ),
             temperature=2.0,
-            seed=0,
-            device=CPU,
             meter=meter,
             gold=labelled,
             gold_weight=gold_weight,

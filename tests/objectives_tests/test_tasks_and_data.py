@@ -227,7 +227,7 @@ def test_an_unreachable_hub_is_one_line_naming_the_task_and_what_to_do(
 def test_listing_the_tasks_never_downloads(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sweep.cli import main
+    from sweep.cli.main import main
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("sweep tasks must not download a data set")

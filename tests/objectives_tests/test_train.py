@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import torch
@@ -11,7 +12,7 @@ from objectives import models
 from objectives.data import load_task_data
 from objectives.families import EncoderFamily, Item
 from objectives.tasks import get_task
-from objectives.train import distill, fit, soft_targets
+from objectives.train import TrainSettings, distill, fit, soft_targets
 
 CPU = torch.device("cpu")
 
@@ -40,27 +41,17 @@ def test_a_loop_does_not_depend_on_the_random_state_before_it() -> None:
     generator in different states; the student trained next must come out the same."""
     family, init, labelled, pool = _setup()
     teacher = copy.deepcopy(init)
-    fit(teacher, family, labelled, epochs=1, lr=1e-3, batch_size=8, seed=0, device=CPU)
+    settings = TrainSettings(epochs=1, learning_rate=1e-3, batch_size=8, seed=0, device=CPU)
+    fit(teacher, family, labelled, settings)
     softs = soft_targets(teacher, family, pool, batch_size=8, device=CPU, meter=None)
     students = []
     for state in (1, 2):
         torch.manual_seed(state)
         torch.rand(1000)  # whatever earlier stages drew
         student = copy.deepcopy(init)
-        fit(student, family, labelled, epochs=1, lr=1e-3, batch_size=8, seed=3, device=CPU)
-        distill(
-            student,
-            family,
-            pool,
-            softs,
-            epochs=1,
-            lr=1e-3,
-            batch_size=8,
-            temperature=2.0,
-            seed=3,
-            device=CPU,
-            meter=None,
-        )
+        settings = dataclasses.replace(settings, seed=3)
+        fit(student, family, labelled, settings)
+        distill(student, family, pool, softs, settings, temperature=2.0, meter=None)
         students.append(_weights(student))
     assert all(torch.equal(a, b) for a, b in zip(*students, strict=True))
     changed = _weights(init)

@@ -19,7 +19,7 @@ from objectives.distill_or_annotate import run_trial
 from objectives.families import EncoderFamily, Seq2SeqFamily
 from objectives.metrics import score
 from objectives.tasks import get_task
-from objectives.train import fit, predict
+from objectives.train import TrainSettings, fit, predict
 from objectives.trial_config import trial_config
 
 pytestmark = pytest.mark.slow
@@ -134,7 +134,8 @@ def test_the_stanceosaurus_teacher_beats_its_labels_majority_class(shared_data: 
     torch.manual_seed(0)
     model = family.trim(models.encoder_model("minilm-l2", len(spec.labels), len(tokenizer)))
     items = family.encode(labelled, with_targets=True)
-    fit(model, family, items, epochs=6, lr=5e-4, batch_size=16, seed=0, device=CPU)
+    settings = TrainSettings(epochs=6, learning_rate=5e-4, batch_size=16, seed=0, device=CPU)
+    fit(model, family, items, settings)
     predictions = predict(model, family, family.encode(data.dev, False), batch_size=64, device=CPU)
     learned = score(spec, predictions, data.dev)
     baseline = score(spec, [majority] * len(data.dev), data.dev)
@@ -166,7 +167,8 @@ def test_the_warm_started_encoder_decoder_learns_wlp_beyond_copying_the_input(
         models.seq2seq_model("minilm2minilm-l2", len(tokenizer), pad, eos, 1, start)
     )
     items = family.encode(short, with_targets=True)
-    fit(model, family, items, epochs=15, lr=1e-3, batch_size=16, seed=0, device=CPU)
+    settings = TrainSettings(epochs=15, learning_rate=1e-3, batch_size=16, seed=0, device=CPU)
+    fit(model, family, items, settings)
     predictions = predict(model, family, family.encode(dev, False), batch_size=32, device=CPU)
     learned = score(spec, family.finish(predictions, dev), dev)
     copied = score(spec, [e.source for e in dev], dev)

@@ -20,8 +20,8 @@ from sweep.config import SweepConfig  # noqa: E402
 def ray_session() -> Iterator[None]:
     import ray
 
-    from sweep.raystart import RAY_TMP
-    from sweep.tuner import _quiet
+    from sweep.engine.raystart import RAY_TMP
+    from sweep.engine.tuner import _quiet
 
     _quiet()
     ray.init(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.cli import main
+from sweep.cli.main import main
 
 
 def _task(tmp_path: Path, train_lines: list[str], header: str = "") -> Path:
@@ -234,7 +234,7 @@ def test_bad_command_lines(
 def test_an_unknown_task_in_a_query_names_the_valid_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sweep.tracking import Tracker
+    from sweep.tracking.mlflow_store import Tracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     Tracker(uri).experiment_id("mine")  # a task only the store knows stays valid

@@ -11,8 +11,9 @@ import pytest
 
 from objectives.standins import synthetic_trial
 from objectives.trial_config import TrialConfig
-from sweep.cli import main
-from sweep.tracking import TAG_BUDGET, TAG_MODE, Tracker
+from sweep.cli.main import main
+from sweep.tracking.mlflow_store import Tracker
+from sweep.tracking.schema import TAG_BUDGET, TAG_MODE
 from tests.conftest import SWEEP_RUN
 
 pytestmark = pytest.mark.usefixtures("ray_session")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sweep.cli import main
-from sweep.tracking import Tracker
+from sweep.cli.main import main
+from sweep.tracking.mlflow_store import Tracker
 from tests.conftest import SWEEP_RUN
 
 pytestmark = pytest.mark.usefixtures("ray_session")

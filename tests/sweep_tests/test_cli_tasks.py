@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.cli import main
+from sweep.cli.main import main
 
 
 def test_tasks_table_shows_all_eight_with_paper_prices(

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.cli import main
+from sweep.cli.main import main
 
 TINY_ARGS = [
     "--teacher",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweep.frontier import (
+from sweep.decide.frontier import (
     FRACTIONS,
     Costs,
     Curve,
@@ -16,7 +16,7 @@ from sweep.frontier import (
     holdout,
     recommend,
 )
-from sweep.results import TrialRow, pareto_set, priced_like, usual_pricing
+from sweep.tracking.results import TrialRow, pareto_set, priced_like, usual_pricing
 
 TRUE = Curve(a=0.92, b=1.2, alpha=0.45, g=0.06, k=300.0)
 COSTS = Costs(0.364, 75.0, 0.05, 0.0115, 0.0015, None)

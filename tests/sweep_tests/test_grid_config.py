@@ -11,8 +11,10 @@ import optuna
 import pytest
 
 from objectives.trial_config import trial_config
-from sweep import cli, config, options
-from sweep.trainable import point_fields
+from sweep import config
+from sweep.cli import main as cli
+from sweep.cli import options
+from sweep.engine.trainable import point_fields
 
 GRID = ["grid", "--task", "fever", "--objective", "synthetic"]
 POINTS = ["--labels", "100,1000", "--unlabelled", "0,3000"]

@@ -11,8 +11,9 @@ import optuna
 import pytest
 
 from search_spaces.spaces import FIRST_SHARES
-from sweep.cli import main
-from sweep.tracking import TAG_TRIAL_NUMBER, Tracker
+from sweep.cli.main import main
+from sweep.tracking.mlflow_store import Tracker
+from sweep.tracking.schema import TAG_TRIAL_NUMBER
 from tests.conftest import SWEEP_CLI, restore_sigint
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from objectives.trial_config import TrialConfig
-from sweep import cli, config, options
-from sweep.progress import TrialProgress
+from sweep import config
+from sweep.cli import fields, options
+from sweep.cli import main as cli
+from sweep.engine.progress import TrialProgress
 from tests.conftest import SWEEP_RUN
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +67,7 @@ def _boom(cfg: Any, report: Any = None) -> Any:
 def test_a_sweep_that_finished_nothing_fails_and_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sweep import progress, tuner
+    from sweep.engine import progress, tuner
 
     monkeypatch.setattr(tuner, "objective_for", lambda cfg: _boom)
     # Eight trials wanted; the third failure of one kind stops the first round itself.
@@ -144,14 +146,14 @@ def _dests(command: str) -> set[str]:
 @pytest.mark.parametrize("command", ["run", "trial", "grid"])
 def test_every_option_sets_a_config_field(command: str) -> None:
     args = cli.build_parser().parse_args([command])
-    reached = {*config.trial_options(args), *config.sweep_options(args)}
+    reached = {*fields.trial_options(args), *fields.sweep_options(args)}
     resolved = {"task_file", *config.PRICE_FIELDS}  # price book / task file set these
     grid_only = {"labels", "unlabelled", "out"}
     leftover = _dests(command) - reached - resolved - COMMAND_ONLY - grid_only
     assert not leftover, f"options that reach no config field: {sorted(leftover)}"
     trial_fields = {f.name for f in dataclasses.fields(TrialConfig)}
     for name in reached:
-        assert config.field_of(name) in trial_fields | config.SWEEP_FIELDS, name
+        assert fields.field_of(name) in trial_fields | config.SWEEP_FIELDS, name
 
 
 # A value for each sweep option that differs from its default.
@@ -195,7 +197,7 @@ def test_each_sweep_option_reaches_its_field(field_name: str) -> None:
 
 def test_every_sweep_option_has_a_value_above() -> None:
     args = cli.build_parser().parse_args(["run"])
-    assert {config.field_of(n) for n in config.sweep_options(args)} - {"n_trials"} == set(
+    assert {fields.field_of(n) for n in fields.sweep_options(args)} - {"n_trials"} == set(
         SWEEP_VALUES
     )
 

@@ -14,11 +14,11 @@ import pytest
 
 from objectives.standins import synthetic_trial
 from objectives.trial_config import TrialConfig, TrialResult
-from sweep.results import best_allocations, format_best
-from sweep.schema import score_interval
-from sweep.stores import check_study_metric, optuna_storage
-from sweep.tracking import Tracker
-from sweep.tuner import run_sweep
+from sweep.engine.tuner import run_sweep
+from sweep.tracking.mlflow_store import Tracker
+from sweep.tracking.optuna_store import check_study_metric, optuna_storage
+from sweep.tracking.results import best_allocations, format_best
+from sweep.tracking.schema import score_interval
 from tests.sweep_tests.conftest import synthetic_config
 
 cloudpickle.register_pickle_by_value(__import__(__name__))

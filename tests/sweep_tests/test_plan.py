@@ -1,4 +1,4 @@
-"""The cheap path to a split (sweep/plan.py): pilots designed within the cap, the teacher's
+"""The cheap path to a split (sweep/decide/plan.py): pilots designed within the cap, the teacher's
 ceiling in the frontier, reuse of stored trials, and `sweep plan` end to end."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pytest
 from objectives.budget import PAPER_COST_MODELS
 from objectives.standins import synthetic_trial
 from objectives.trial_config import TrialConfig
-from sweep import frontier
-from sweep.plan import Pilot, PlanSettings, Ran, first_round, format_plan, plan
-from sweep.results import TrialRow, row_from_result
+from sweep.decide import frontier
+from sweep.decide.plan import Pilot, PlanSettings, Ran, first_round, format_plan, plan
+from sweep.tracking.results import TrialRow, row_from_result
 
 FEVER = PAPER_COST_MODELS["fever"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -261,7 +261,7 @@ def test_sweep_plan_rejects_a_negative_budget(tmp_path: Path) -> None:
 def test_a_warm_start_from_a_task_without_trials_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sweep.cli import main
+    from sweep.cli.main import main
 
     args = ["plan", "--task", "fever", "--budget", "300", "--warm-start", "nq"]
     assert main([*args, "--objective", "synthetic", "--root", str(tmp_path)]) == 2
@@ -273,7 +273,7 @@ def test_a_warm_start_from_a_task_without_trials_is_one_line(
 def test_sweep_plan_reads_its_options_from_a_config_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sweep.cli import main
+    from sweep.cli.main import main
 
     file = tmp_path / "plan.toml"
     file.write_text(
@@ -297,7 +297,7 @@ def test_sweep_plan_reads_its_options_from_a_config_file(
 def test_sweep_plan_runs_pilots_through_the_sweep_and_says_what_deciding_cost(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sweep.cli import main
+    from sweep.cli.main import main
 
     def plan_(*extra: str) -> tuple[int, str, str]:
         args = ["plan", "--task", "fever", "--budget", "300", "--seed-labels", "100"]

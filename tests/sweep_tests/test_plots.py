@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.figure import Figure
 
-from sweep import plots
-from sweep.frontier import fit
-from sweep.results import TrialRow
+from sweep.decide import plots
+from sweep.decide.frontier import fit
+from sweep.tracking.results import TrialRow
 from tests.sweep_tests.test_frontier import sampled_trials
 
 DPI = 110  # plots._save's

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from sweep.results import finished_trials
-from sweep.spend import SpendLedger, capped, trial_spent_usd
-from sweep.tracking import Tracker
-from sweep.trainable import failed_usd_per_second
-from sweep.tuner import run_sweep
+from sweep.engine.ray_hooks import SpendCap
+from sweep.engine.spend import SpendLedger
+from sweep.engine.trainable import failed_usd_per_second
+from sweep.engine.tuner import run_sweep
+from sweep.tracking.mlflow_store import Tracker
+from sweep.tracking.results import finished_trials
+from sweep.tracking.schema import trial_spent_usd
 from tests.sweep_tests.conftest import synthetic_config
 
 
@@ -51,9 +53,9 @@ def test_a_failed_trial_is_charged_the_time_it_ran(monkeypatch: pytest.MonkeyPat
 
     told: list[object] = []
     clock = iter([100.0, 130.0, 200.0, 300.0, 400.0, 410.0])
-    monkeypatch.setattr("sweep.spend.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("sweep.engine.ray_hooks.time.monotonic", lambda: next(clock))
     ledger = SpendLedger(cap_usd=1.0, usd_per_second=0.01)
-    cap = capped(Points(metric="score", mode="max"), ledger)
+    cap = SpendCap(Points(metric="score", mode="max"), ledger)
     assert cap.suggest("a") == {"compute_fraction": 0.5}
     cap.on_trial_complete("a", None, error=True)  # ran 30 s before it failed: $0.30
     assert ledger.spent_usd == pytest.approx(0.30) and ledger.running == 0

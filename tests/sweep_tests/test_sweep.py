@@ -13,9 +13,10 @@ import pytest
 
 from objectives.standins import synthetic_trial
 from objectives.trial_config import TrialConfig, TrialResult
-from sweep.results import best_allocations, finished_trials
-from sweep.tracking import TAG_FAILURE, TAG_TRIAL_NUMBER, Tracker
-from sweep.tuner import first_points, run_sweep
+from sweep.engine.tuner import first_points, run_sweep
+from sweep.tracking.mlflow_store import Tracker
+from sweep.tracking.results import best_allocations, finished_trials
+from sweep.tracking.schema import TAG_FAILURE, TAG_TRIAL_NUMBER
 from tests.sweep_tests.conftest import synthetic_config
 
 pytestmark = pytest.mark.usefixtures("ray_session")

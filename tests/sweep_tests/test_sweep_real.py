@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sweep.config import SweepConfig
-from sweep.tracking import Tracker
-from sweep.tuner import run_sweep
+from sweep.engine.tuner import run_sweep
+from sweep.tracking.mlflow_store import Tracker
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 

@@ -15,15 +15,13 @@ from mlflow.tracking import MlflowClient
 
 from objectives.standins import synthetic_trial
 from objectives.trial_config import Report, TrialConfig, TrialResult
-from sweep import summary, ui
-from sweep.results import BestAllocation, TrialRow
-from sweep.tracking import (
+from sweep.cli import ui
+from sweep.decide import summary
+from sweep.engine.tuner import run_sweep
+from sweep.tracking.mlflow_store import (
     MODEL_TRAINING,
-    TAG_BUDGET,
     TAG_EXPERIMENT_KIND,
     TAG_NOTE,
-    TAG_SEED_LABELS,
-    TAG_SWEEP,
     TAG_VIEW,
     VIEW_COLUMNS,
     Tracker,
@@ -31,7 +29,12 @@ from sweep.tracking import (
     runs_url,
     runs_view,
 )
-from sweep.tuner import run_sweep
+from sweep.tracking.results import BestAllocation, TrialRow
+from sweep.tracking.schema import (
+    TAG_BUDGET,
+    TAG_SEED_LABELS,
+    TAG_SWEEP,
+)
 from tests.sweep_tests.conftest import synthetic_config
 
 cloudpickle.register_pickle_by_value(__import__(__name__))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.tuner import run_sweep
+from sweep.engine.tuner import run_sweep
 from tests.conftest import restore_sigint
 from tests.sweep_tests.conftest import synthetic_config
 

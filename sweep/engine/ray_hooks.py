@@ -1,0 +1,197 @@
+"""Every hook this project plugs into Ray Tune, in one module that imports Ray at the top:
+the spending cap around the searcher, the fail-fast and console callbacks, the callback that
+keeps the sweep's answer current in MLflow, and the trial's intermediate report. Only the
+commands that run sweeps load it (`sweep best` and the other queries stay light).
+
+Tune pickles its callbacks into the experiment checkpoint and its searcher into the
+searcher checkpoint: each hook keeps plain values, never a thread or a stream."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import optuna
+from ray import tune
+from ray.tune import Callback
+from ray.tune.search import Searcher
+
+from sweep.engine.progress import HEARTBEAT_S, Tally, failure_reason, point_label, systematic
+from sweep.engine.refresher import refresher
+from sweep.engine.spend import SpendLedger
+from sweep.tracking.schema import trial_spent_usd
+
+ARTIFACTS_EVERY_S = 60.0  # plots take seconds: not after every trial of a fast sweep
+
+
+class SpendCap(Searcher):
+    """`searcher` that suggests nothing once `ledger` refuses a trial (`--max-spend`), or
+    once `halted()` (the sweep's failures are systematic)."""
+
+    def __init__(
+        self, searcher: Any, ledger: SpendLedger, halted: Callable[[], bool] = lambda: False
+    ) -> None:
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+        # Not `self.searcher`: Tune would take this for a wrapper (as ConcurrencyLimiter is)
+        # and save its state apart, which a Searcher without get_state cannot give.
+        self.inner, self.ledger, self.halted = searcher, ledger, halted
+        self.started: dict[str, float] = {}  # trial id -> when it was suggested
+
+    def set_search_properties(self, metric: Any, mode: Any, config: Any, **spec: Any) -> bool:
+        return bool(self.inner.set_search_properties(metric, mode, config, **spec))
+
+    def suggest(self, trial_id: str) -> Any:
+        if self.halted():
+            return Searcher.FINISHED
+        if not self.ledger.may_start():
+            self.ledger.stopped = True
+            return Searcher.FINISHED
+        suggestion = self.inner.suggest(trial_id)
+        if isinstance(suggestion, dict):
+            self.ledger.running += 1
+            self.started[trial_id] = time.monotonic()
+        return suggestion
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self.inner.on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        ledger = self.ledger
+        ledger.running = max(0, ledger.running - 1)
+        began = self.started.pop(trial_id, None)
+        final = result if result and not error and result.get("stage", "final") == "final" else None
+        if final is not None:
+            ledger.record(trial_spent_usd(final))
+        elif began is not None:  # failed, or stopped early: charged the time it ran
+            ledger.record((time.monotonic() - began) * ledger.usd_per_second)
+        # A trial the scheduler (ASHA) stopped early has only a partial score: no result,
+        # so Optuna records it PRUNED, not COMPLETE with that score.
+        self.inner.on_trial_complete(trial_id, result=final, error=error)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.inner.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.inner.restore(checkpoint_path)
+
+
+class FailFast(Callback):
+    """Reads each failure as it happens; `halted()` turns true once the first failures are
+    one error repeating and no trial has finished (`finished`: the sweep's so far), so the
+    searcher starts no more trials in this round."""
+
+    def __init__(self, finished: int) -> None:
+        self.finished = finished
+        self.reasons: list[str] = []
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+        self.finished += (trial.last_result or {}).get("stage") == "final"
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+        self.reasons.append(failure_reason(trial))
+
+    def halted(self) -> bool:
+        return self.finished == 0 and systematic(self.reasons) is not None
+
+
+class Progress(Callback):
+    """A line per finished or failed trial, and a heartbeat at least every HEARTBEAT_S while
+    trials run."""
+
+    def __init__(self, total: int, study: Any, out: TextIO) -> None:
+        self.total, self.out = total, out
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        self.tally = Tally.of(done)
+        self.running: dict[str, float] = {}  # trial id -> start time
+        self.stage: dict[str, str] = {}  # trial id -> last stage it reported
+        self.last_line_s = time.monotonic()
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+        self.running[trial.trial_id] = time.monotonic()
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **_: Any
+    ) -> None:
+        if result.get("stage") not in (None, "final"):
+            self.stage[trial.trial_id] = f"{result['stage']} dev {result['score']:.3f}"
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **_: Any) -> None:
+        # A heartbeat: a long trial shows it is alive at least every HEARTBEAT_S.
+        now = time.monotonic()
+        if not self.running or now - self.last_line_s < HEARTBEAT_S:
+            return
+        alive = [
+            f"{point_label(t.config)} for {now - self.running[t.trial_id]:.0f} s"
+            + (f" ({self.stage[t.trial_id]})" if t.trial_id in self.stage else "")
+            for t in trials
+            if t.trial_id in self.running
+        ]
+        self._line("running " + ", ".join(alive))
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+        self.running.pop(trial.trial_id, None)
+        result = trial.last_result or {}
+        if result.get("stage") != "final":
+            return
+        t = self.tally
+        t.done += 1
+        t.practitioner_usd += float(result.get("practitioner_usd", 0.0))
+        t.spent_usd += float(result.get("sweep_spent_usd", 0.0))
+        if t.best is None or result["score"] > t.best:
+            t.best, t.best_fraction = float(result["score"]), result["compute_fraction"]
+        self._line(f"trial {point_label(trial.config)} score={result['score']:.4f}")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+        self.running.pop(trial.trial_id, None)
+        self.tally.failed += 1
+        self._line(f"trial {trial.trial_id} FAILED: {failure_reason(trial)}")
+
+    def _line(self, event: str) -> None:
+        t = self.tally
+        best = "-" if t.best is None else f"{t.best:.4f} at f={t.best_fraction:.2f}"
+        print(
+            f"[{t.done}/{self.total} done, {len(self.running)} running, {t.failed} failed] "
+            f"{event}; best {best}; practitioner ${t.practitioner_usd:.2f}, "
+            f"sweep spent ${t.spent_usd:.4f}",
+            file=self.out,
+            flush=True,
+        )
+        self.last_line_s = time.monotonic()
+
+    # A stream (e.g. pytest's capture) does not pickle: a restored callback writes to stdout.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "out"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, out=sys.stdout)
+
+
+class SummaryRefresh(Callback):
+    """Refreshes the sweep's answer in MLflow as trials finish (descriptions at once,
+    artifacts at most every ARTIFACTS_EVERY_S) and at the end of the round, through the
+    sweep's refresher thread. A failure to write it is logged and never stops the sweep."""
+
+    def __init__(self, tracking_uri: str, task: str, sweep: str, parent_run_id: str) -> None:
+        self.args = (tracking_uri, task, sweep, parent_run_id)
+        self.last_artifacts_s = time.monotonic()
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
+        due = time.monotonic() - self.last_artifacts_s >= ARTIFACTS_EVERY_S
+        if due:
+            self.last_artifacts_s = time.monotonic()
+        refresher(*self.args).request(artifacts=due)
+
+    def on_experiment_end(self, trials: list[Any], **_: Any) -> None:
+        refresher(*self.args).finish()
+
+
+def report_intermediate(metrics: dict[str, Any]) -> None:
+    """Forward distillation progress to Tune (for ASHA and Optuna's intermediate values);
+    step counts (no score) are for people watching a single trial, not for the search."""
+    if metrics.get("stage") == "final" or "score" not in metrics:
+        return
+    tune.report({"score": float(metrics["score"]), "stage": str(metrics.get("stage"))})

@@ -1,0 +1,174 @@
+"""The Optuna stores a sweep lives in: storage from a URI, the study and its stored config,
+and recovery of trials a dead driver left RUNNING (used by `tuner`, `options` and `doctor`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sweep.config import SweepConfig, store_path
+from sweep.tracking.schema import TAG_TRIAL_NUMBER
+from sweep.tracking.sqlite import fast_sqlite, new_sqlite
+
+
+def optuna_storage(uri: str) -> Any:
+    """An RDB URL (sqlite:///, postgresql://, mysql://) or a journal file path (for clusters
+    whose shared file system does not lock SQLite well)."""
+    import optuna
+
+    if uri.startswith(("sqlite:", "postgresql", "mysql")):
+        path = store_path(uri)
+        if uri.startswith("sqlite:") and path and ":memory:" not in str(path) and not path.exists():
+            new_sqlite(path)  # its tables are then created in WAL mode: no fsync each
+        storage = optuna.storages.RDBStorage(
+            uri,
+            engine_kwargs={"connect_args": {"timeout": 60}} if uri.startswith("sqlite") else None,
+        )
+        fast_sqlite(storage.engine)
+        return storage
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(uri))
+
+
+def objectives_of(cfg: SweepConfig) -> tuple[list[str], list[str]]:
+    """(metrics, modes) the study optimises: the score, and in budget-aware mode also the
+    dollars the allocation costs."""
+    if cfg.multi_objective:
+        return ["score", "practitioner_usd"], ["max", "min"]
+    return ["score"], ["max"]
+
+
+def study_state(cfg: SweepConfig) -> tuple[Any, int]:
+    """The study (created if new) and its number of finished trials: complete, or pruned
+    (stopped early by the scheduler: they count toward --trials, as in Optuna and Tune)."""
+    import optuna
+
+    modes = objectives_of(cfg)[1]
+    study = optuna.create_study(
+        storage=optuna_storage(cfg.optuna_storage),
+        study_name=cfg.name,
+        directions=["maximize" if m == "max" else "minimize" for m in modes],
+        load_if_exists=True,
+    )
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    complete = len(study.get_trials(deepcopy=False, states=done))
+    return study, complete
+
+
+def study_exists(name: str, storage: str) -> bool:
+    """Whether `storage` holds a study `name`, without creating the storage."""
+    import optuna
+
+    path = store_path(storage)
+    if path is not None and not path.exists():
+        return False
+    try:
+        optuna.load_study(study_name=name, storage=optuna_storage(storage))
+    except KeyError:
+        return False
+    return True
+
+
+def stored_config(name: str, storage: str) -> dict[str, Any] | None:
+    """The config a sweep was started with (None when there is no such sweep)."""
+    import optuna
+
+    if not study_exists(name, storage):
+        return None
+    study = optuna.load_study(study_name=name, storage=optuna_storage(storage))
+    stored = study.user_attrs.get("sweep_config")
+    if not isinstance(stored, dict):
+        return None
+    if stored.get("grid_labels") and "compute_allowance_usd" not in stored:
+        # A grid stored before the allowance had its own field kept it under budget_usd.
+        return {**stored, "compute_allowance_usd": stored["budget_usd"], "budget_usd": 0.0}
+    return dict(stored)
+
+
+def recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
+    """Trials a dead driver left RUNNING: COMPLETE if their MLflow run finished (the result
+    exists, only Optuna was not told), else FAIL, and a planned point queued again. Returns
+    how many were recovered."""
+    import optuna
+
+    finished = {
+        str(r.data.tags.get(TAG_TRIAL_NUMBER)): r
+        for r in tracker.trial_runs(task=cfg.task, sweep=cfg.name)
+    }
+    recovered = 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        run = finished.get(str(trial.number))
+        metrics = objectives_of(cfg)[0]
+        if run is not None and all(m in run.data.metrics for m in metrics):
+            study.tell(trial.number, [run.data.metrics[m] for m in metrics])
+            recovered += 1
+        else:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            # A planned point (annotate only, f = 1, ...) the dead driver had in flight
+            # goes back in the queue: the resumed sweep must still measure it.
+            planned = trial.system_attrs.get("fixed_params")
+            if planned:
+                study.enqueue_trial(dict(planned))
+    return recovered
+
+
+def queue_missing_grid_points(study: Any, cfg: SweepConfig) -> int:
+    """A grid's points with no finished, running or queued trial go (back) in the queue, so
+    a failed or interrupted point is measured again and never replaced by a repeat of another
+    (Optuna's GridSampler counts a failed point as visited). Returns how many were queued."""
+    import optuna
+
+    if not cfg.is_grid:
+        return 0
+    state = optuna.trial.TrialState
+
+    def point(params: dict[str, Any]) -> tuple[Any, Any]:
+        return params.get("n_labels"), params.get("n_unlabelled")
+
+    started = study.get_trials(deepcopy=False, states=(state.COMPLETE, state.PRUNED, state.RUNNING))
+    queued = study.get_trials(deepcopy=False, states=(state.WAITING,))  # enqueued, not yet run
+    covered = {point(t.params) for t in started}
+    covered |= {point(t.system_attrs.get("fixed_params", {})) for t in queued}
+    missing = [
+        {"n_labels": n, "n_unlabelled": u}
+        for n in cfg.grid_labels
+        for u in cfg.grid_unlabelled
+        if (n, u) not in covered
+    ]
+    for params in missing:
+        study.enqueue_trial(params)
+    return len(missing)
+
+
+MIXED_METRICS = "a study never mixes two metrics"
+# The metric a sweep's study holds, once known, per process: it never changes afterwards, so
+# a worker reads the study once, not once per trial. Keyed by store, study and parent run
+# (a study deleted and started again under its name has another parent run).
+_KNOWN_METRIC: dict[tuple[str, str, str], str] = {}
+
+
+def check_study_metric(cfg: SweepConfig, metric: str, tracker: Any, sweep_run: str = "") -> None:
+    """A study never mixes two metrics: the first finished trial's metric name is stored in
+    the study (or read from its MLflow runs, for studies older than that); a trial scored
+    with another fails with a clear error, not a number on another scale. With `sweep_run`
+    (the parent run's id) the stored name is remembered for this process."""
+    import optuna
+
+    key = (cfg.optuna_storage, cfg.name, sweep_run)
+    stored = _KNOWN_METRIC.get(key) if sweep_run else None
+    if stored is None:
+        storage = optuna_storage(cfg.optuna_storage)
+        study = optuna.load_study(study_name=cfg.name, storage=storage)
+        stored = study.user_attrs.get("metric")
+        if stored is None:
+            runs = tracker.trial_runs(task=cfg.task, sweep=cfg.name)
+            stored = next((m for r in runs if (m := r.data.tags.get("metric"))), None)
+            study.set_user_attr("metric", stored or metric)
+        if sweep_run:
+            _KNOWN_METRIC[key] = stored or metric
+    if stored is not None and stored != metric:
+        raise ValueError(
+            f"sweep {cfg.name!r} scores with metric {stored!r}, but this trial was scored with "
+            f"{metric!r}; {MIXED_METRICS}: start a new sweep (another --name) "
+            "for the new metric, or restore what changed it (e.g. BERTScore's model)."
+        )
