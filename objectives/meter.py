@@ -62,7 +62,7 @@ HARDWARE_PROFILES = MappingProxyType(
         # The paper's device: A100 bf16 dense peak; 40 % is typical for T5 fine-tuning.
         "a100": HardwareProfile("a100", 312e12, 0.40),
         "h100": HardwareProfile("h100", 989e12, 0.40),
-        # Two x86 cores, fp32 PyTorch: 9e10 FLOP/s measured training MiniLM here (README).
+        # Two x86 cores, fp32 PyTorch: 9e10 FLOP/s measured training MiniLM (docs/money.md).
         "cpu": HardwareProfile("cpu", 2.0e11, 0.45),
     }
 )

@@ -27,7 +27,7 @@ TYPE_TAG = re.compile(r"\[[A-Za-z][\w-]*\]")
 
 
 # cpu-small's teacher_lr is too high for the pretrained MiniLM teacher on these paper tasks:
-# it unlearns them to the majority class, and learns them at 1e-4 (README, "What learns
+# it unlearns them to the majority class, and learns them at 1e-4 (docs/tasks.md, "What learns
 # offline"). BBC News keeps the preset's rate, which suits its few labels.
 PAPER_TASK_RECIPES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {"cpu-small": MappingProxyType({"teacher_lr": 1e-4})}
@@ -71,7 +71,7 @@ class TaskSpec:
     # field the user sets still wins), e.g. a lower teacher_lr where the preset's makes the
     # teacher unlearn the task.
     recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    # Whether the offline models learn it on a CPU (`sweep tasks`; the figures: README).
+    # Whether the offline models learn it on a CPU (`sweep tasks`; the figures: bench/README.md).
     offline: str = "not measured"
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweep.config.modes import BudgetRange, BudgetSearch, Grid, Mode
 from sweep.config.paths import absolute_uri, default_storage, default_tracking
 
 SAMPLERS = ("tpe", "gp", "random", "grid")
@@ -155,12 +156,18 @@ class SweepConfig:
             )
 
     @property
-    def is_grid(self) -> bool:
-        return bool(self.grid_labels)
+    def mode(self) -> Mode:
+        """What one trial is a point of (see `sweep.config.modes`), from the fields."""
+        if self.grid_labels:
+            return Grid(self.grid_labels, self.grid_unlabelled, self.compute_allowance_usd or 0.0)
+        if self.budget_range:
+            return BudgetRange(*self.budget_range)
+        return BudgetSearch()
 
     @property
     def multi_objective(self) -> bool:
-        return bool(self.budget_range)
+        """Two objectives: a Pareto set, not one best trial, and no intermediate scores."""
+        return len(self.mode.metrics[0]) > 1
 
     @property
     def tracking(self) -> str:
@@ -196,15 +203,6 @@ class SweepConfig:
         out = dataclasses.asdict(self)
         out["trial"] = dict(self.trial)
         return out
-
-    def trial_budget_usd(self, config: Mapping[str, Any], usd_per_label: float) -> float:
-        """The budget of one trial: the sweep's, the sampled one, or a grid point's cost (its
-        labels, plus the compute allowance where it has unlabelled examples to distil)."""
-        if self.is_grid:
-            distils = int(config["n_unlabelled"]) > 0
-            allowance = (self.compute_allowance_usd or 0.0) if distils else 0.0
-            return round(int(config["n_labels"]) * usd_per_label + allowance, 6)
-        return float(config.get("budget_usd", self.budget_usd))
 
 
 SWEEP_FIELDS = frozenset(f.name for f in dataclasses.fields(SweepConfig))

@@ -40,16 +40,11 @@ def point_fields(cfg: SweepConfig, config: Mapping[str, Any], seed: int) -> dict
     budget-aware mode) or, in grid mode, a labelled x unlabelled pair."""
     sampled = {k: config[k] for k in SEARCHED_FIELDS if k in config}
     base = trial_config(base_fields(cfg, 0.0, seed), cfg.preset)
-    budget = cfg.trial_budget_usd(config, base.prices(base.task_spec()).label_price(cfg.task))
+    usd_per_label = base.prices(base.task_spec()).label_price(cfg.task)
+    budget = cfg.mode.trial_budget_usd(config, cfg.budget_usd, usd_per_label)
     fields = {**base_fields(cfg, float(config.get("compute_fraction", 0.0)), seed), **sampled}
     fields["budget_usd"] = budget
-    if cfg.is_grid:
-        n_unlabelled = int(config["n_unlabelled"])
-        fields["n_labels"] = int(config["n_labels"])
-        allowance = cfg.compute_allowance_usd or 0.0
-        fields["compute_fraction"] = allowance / budget if n_unlabelled else 0.0
-        if n_unlabelled:
-            fields["max_unlabelled"] = n_unlabelled
+    fields.update(cfg.mode.point_fields(config, budget))
     if "n_threads" not in fields:
         fields["n_threads"] = max(1, int(cfg.cpus_per_trial))
     if "n_devices" not in fields and fields["compute_fraction"] > 0 and cfg.teacher_gpus >= 2:
@@ -89,9 +84,8 @@ def make_trainable(
         first = point_fields(cfg, config, seeds[0])
         tracker = tracker_for(cfg.tracking)
         context = ray.get_runtime_context()
-        name = run_name(cfg.task, first["budget_usd"], first["compute_fraction"], seeds)
-        if cfg.is_grid:
-            name = f"{cfg.task}/L={config['n_labels']}/U={config['n_unlabelled']}"
+        default = run_name(cfg.task, first["budget_usd"], first["compute_fraction"], seeds)
+        name = cfg.mode.run_name(cfg.task, config, default)
         run_id = tracker.start_trial_run(
             cfg.task,
             experiment_id,
@@ -100,7 +94,7 @@ def make_trainable(
             params={**sampled, "seeds": len(seeds)},
             tags={
                 TAG_SWEEP: cfg.name,
-                TAG_MODE: "grid" if cfg.is_grid else "budget",
+                TAG_MODE: cfg.mode.tag,
                 TAG_BUDGET: f"{first['budget_usd']:g}",
                 TAG_SEED_LABELS: cfg.n_seed_labels,
                 TAG_TRIAL_NUMBER: config.get("optuna_trial_number", ""),

@@ -51,7 +51,7 @@ from sweep.tracking.optuna_store import (
     MIXED_METRICS,
     objectives_of,
     optuna_storage,
-    queue_missing_grid_points,
+    queue_missing_points,
     recover_stale_trials,
     study_exists,
     study_state,
@@ -67,13 +67,13 @@ logger = logging.getLogger(__name__)
 
 def validate(cfg: SweepConfig) -> None:
     """Everything that can be checked before a file is written, with one clear error."""
-    if not cfg.is_grid:  # a grid has no sweep-wide budget; SweepConfig checks its allowance
+    if cfg.mode.has_budget:  # a grid's points have theirs; SweepConfig checks its allowance
         Budget(cfg.budget_usd)
     base = trial_config(base_fields(cfg, 0.0, 0), cfg.preset)
     spec = base.task_spec()
     meter_cost_model(base.meter, spec, base.charge_student_training)  # --meter paper's needs
-    if not cfg.is_grid:
-        lowest = min(cfg.budget_range) if cfg.budget_range else cfg.budget_usd
+    if cfg.mode.has_budget:
+        lowest = cfg.mode.lowest_budget_usd(cfg.budget_usd)
         annotate = allocate(spec.name, lowest, 0.0, base.prices(spec), cfg.n_seed_labels)
         if annotate.n_new_labels == 0:
             raise ValueError(
@@ -84,7 +84,7 @@ def validate(cfg: SweepConfig) -> None:
         from objectives.data import load_task_data
 
         data = load_task_data(spec, base.data_dir)
-        labelled = max([cfg.n_seed_labels, *cfg.grid_labels])
+        labelled = cfg.mode.most_labels(cfg.n_seed_labels)
         if labelled > len(data.train):
             raise ValueError(
                 f"`labels <= train pool size` must hold, but {labelled} labels were asked "
@@ -121,8 +121,8 @@ def make_sampler(cfg: SweepConfig, n_existing_trials: int) -> Any:
     """The sampler, seeded past the trials already in the study: a resumed sweep does not
     replay the startup configurations it already tried."""
     seed = cfg.sampler_seed + n_existing_trials
-    if cfg.is_grid:  # every point once, whatever sampler was named
-        grid = {"n_labels": list(cfg.grid_labels), "n_unlabelled": list(cfg.grid_unlabelled)}
+    grid = cfg.mode.optuna_grid()
+    if grid is not None:  # every point once, whatever sampler was named
         return optuna.samplers.GridSampler(grid, seed=seed)
     # The first shares are enqueued (`first_points`); a few random ones after them do the
     # rest of the start-up (bench/search_efficiency.py: more only delayed the model).
@@ -156,29 +156,24 @@ def _base_sampler(cfg: SweepConfig, seed: int, n_startup_trials: int) -> Any:
 
 class NumberedSpace:
     """The sweep's space plus the Optuna trial number in the config (a picklable callable,
-    since Tune checkpoints its searcher with pickle): a grid point, or the named space with
-    the budget in front in budget-aware mode."""
+    since Tune checkpoints its searcher with pickle): what the mode suggests (a grid point,
+    a budget), then the named space unless the mode's point is whole."""
 
     def __init__(self, cfg: SweepConfig) -> None:
         self.name = cfg.space_name
-        self.grid = (list(cfg.grid_labels), list(cfg.grid_unlabelled))
-        self.budget_range = list(cfg.budget_range)
+        self.mode = cfg.mode
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        if self.grid[0]:
-            trial.suggest_categorical("n_labels", self.grid[0])
-            trial.suggest_categorical("n_unlabelled", self.grid[1])
-            return {"optuna_trial_number": trial.number}
-        if self.budget_range:
-            trial.suggest_float("budget_usd", *self.budget_range, log=True)
-        return {**get_space(self.name)(trial), "optuna_trial_number": trial.number}
+        own = self.mode.suggest(trial)
+        point = own if own is not None else get_space(self.name)(trial)
+        return {**point, "optuna_trial_number": trial.number}
 
 
 def first_points(cfg: SweepConfig) -> list[dict[str, Any]]:
     """Points a new sweep tries before the sampler chooses: annotate only, then the best
     compute shares found on `cfg.warm_start` tasks (shares transfer across tasks better than
     raw label counts do), then the other FIRST_SHARES; at most `cfg.n_trials` of them."""
-    if cfg.is_grid or cfg.sampler == "grid":
+    if cfg.mode.first_point(0.0) is None or cfg.sampler == "grid":
         return []
     fractions: list[float] = [FIRST_SHARES[0]]
     path = store_path(cfg.tracking)
@@ -199,11 +194,9 @@ def first_points(cfg: SweepConfig) -> list[dict[str, Any]]:
     if cfg.space_name == "fraction_grid":  # a categorical space takes its own values only
         fractions = [min(PAPER_FRACTIONS, key=lambda g: abs(g - f)) for f in fractions]
     for fraction in list(dict.fromkeys(fractions))[: cfg.n_trials]:
-        params: dict[str, Any] = {"compute_fraction": fraction}
+        params: dict[str, Any] = dict(cfg.mode.first_point(fraction) or {})
         if fraction > 0 and cfg.space_name == "distill_or_annotate":
             params["temperature"] = temperature
-        if cfg.budget_range:
-            params["budget_usd"] = cfg.budget_range[0]
         out.append(params)
     return out
 
@@ -279,9 +272,7 @@ def _open(cfg: SweepConfig, resume: bool, out: TextIO) -> _Session:
     parent = tracker.find_sweep_run(cfg.task, cfg.name) if resume else None
     if parent is not None:
         tracker.reopen(parent)
-    params = cfg.to_dict()
-    if cfg.is_grid:  # no sweep-wide budget: each point's is its labels plus the allowance
-        del params["budget_usd"]
+    params = cfg.mode.sweep_params(cfg.to_dict())
     parent = parent or tracker.start_sweep_run(cfg.task, cfg.name, params)
     study, complete = study_state(cfg)
     if not resume:
@@ -398,7 +389,7 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
                     max_failures,
                 )
                 break
-            queue_missing_grid_points(session.study, cfg)
+            queue_missing_points(session.study, cfg)
             grid = _tuner(session, trainable).fit()
             _close_failed_runs(session, [grid[i] for i in range(len(grid))])
             session.study, session.complete = study_state(cfg)

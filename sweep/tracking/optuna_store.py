@@ -33,9 +33,8 @@ def optuna_storage(uri: str) -> Any:
 def objectives_of(cfg: SweepConfig) -> tuple[list[str], list[str]]:
     """(metrics, modes) the study optimises: the score, and in budget-aware mode also the
     dollars the allocation costs."""
-    if cfg.multi_objective:
-        return ["score", "practitioner_usd"], ["max", "min"]
-    return ["score"], ["max"]
+    metrics, modes = cfg.mode.metrics
+    return list(metrics), list(modes)
 
 
 def study_state(cfg: SweepConfig) -> tuple[Any, int]:
@@ -112,29 +111,26 @@ def recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
     return recovered
 
 
-def queue_missing_grid_points(study: Any, cfg: SweepConfig) -> int:
-    """A grid's points with no finished, running or queued trial go (back) in the queue, so
-    a failed or interrupted point is measured again and never replaced by a repeat of another
-    (Optuna's GridSampler counts a failed point as visited). Returns how many were queued."""
+def queue_missing_points(study: Any, cfg: SweepConfig) -> int:
+    """The mode's planned points (a grid's) with no finished, running or queued trial go
+    (back) in the queue, so a failed or interrupted point is measured again and never
+    replaced by a repeat of another (Optuna's GridSampler counts a failed point as visited).
+    Returns how many were queued."""
     import optuna
 
-    if not cfg.is_grid:
+    planned = cfg.mode.planned_points()
+    if not planned:
         return 0
     state = optuna.trial.TrialState
 
-    def point(params: dict[str, Any]) -> tuple[Any, Any]:
-        return params.get("n_labels"), params.get("n_unlabelled")
+    def point(params: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(params.get(k) for k in planned[0])
 
     started = study.get_trials(deepcopy=False, states=(state.COMPLETE, state.PRUNED, state.RUNNING))
     queued = study.get_trials(deepcopy=False, states=(state.WAITING,))  # enqueued, not yet run
     covered = {point(t.params) for t in started}
     covered |= {point(t.system_attrs.get("fixed_params", {})) for t in queued}
-    missing = [
-        {"n_labels": n, "n_unlabelled": u}
-        for n in cfg.grid_labels
-        for u in cfg.grid_unlabelled
-        if (n, u) not in covered
-    ]
+    missing = [p for p in planned if point(p) not in covered]
     for params in missing:
         study.enqueue_trial(params)
     return len(missing)

@@ -9,7 +9,7 @@ def fast_sqlite(engine: Any) -> None:
     """A SQLite store in write-ahead-log mode, synced at its checkpoints, not at every commit:
     a commit costs well under a millisecond instead of ~4 ms of fsyncs (a sweep commits some
     20 times a trial). A crashed process loses nothing, a power cut at most the last commits.
-    WAL needs the writers on one machine, which SQLite stores need anyway (README)."""
+    WAL needs the writers on one machine, which SQLite stores need anyway (docs/failures.md)."""
     import sqlite3
 
     from sqlalchemy import event

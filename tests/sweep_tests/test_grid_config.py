@@ -14,6 +14,7 @@ from objectives.trial_config import trial_config
 from sweep import config
 from sweep.cli import main as cli
 from sweep.cli import options
+from sweep.config.modes import Grid
 from sweep.engine.trainable import point_fields
 
 GRID = ["grid", "--task", "fever", "--objective", "synthetic"]
@@ -27,7 +28,7 @@ def _args(tmp_path: Path, *argv: str) -> argparse.Namespace:
 
 def test_a_grid_records_its_allowance_under_its_own_name(tmp_path: Path) -> None:
     cfg = options.grid_config(_args(tmp_path, *GRID, *POINTS, "--compute-allowance", "500"))
-    assert cfg.is_grid and cfg.compute_allowance_usd == 500.0
+    assert cfg.mode == Grid([100, 1000], [0, 3000], 500.0)
     assert cfg.budget_usd == 0.0  # no sweep-wide budget: each point has its own
     stored = cfg.to_dict()  # what the study keeps, and the parent run's params
     assert stored["compute_allowance_usd"] == 500.0 and stored["budget_usd"] == 0.0
