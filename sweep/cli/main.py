@@ -1,5 +1,6 @@
-"""`sweep`: the command line's commands. User errors become one line on stderr and exit
-code 2; a sweep that finished nothing, exit code 1."""
+"""`sweep`: the entry point, and the commands that do work (`trial`, `run`, `grid`, `plan`,
+`demo`; the queries are in `queries`). User errors become one line on stderr and exit code
+2; a sweep that finished nothing, exit code 1."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from objectives.data import check_data_dir, data_source, load_task_data
-from objectives.tasks import get_task, task_names
+from objectives.data import load_task_data
+from objectives.tasks import get_task
 from objectives.trial_config import format_result
 from sweep import config
 from sweep.cli.options import (
@@ -26,68 +27,19 @@ from sweep.cli.options import (
     trial_settings,
 )
 from sweep.cli.parser import UsageError, build_parser
+from sweep.cli.queries import (
+    check_known_task,
+    cmd_best,
+    cmd_doctor,
+    cmd_frontier,
+    cmd_report,
+    cmd_tasks,
+    cmd_ui,
+    warm_start_shape,
+)
 from sweep.engine.progress import TrialProgress
-from sweep.tables import format_table
-
-if TYPE_CHECKING:
-    from sweep.decide.frontier import Shape
-    from sweep.tracking.results import TrialRow
 
 EXIT_USAGE = 2
-
-
-def cmd_tasks(args: argparse.Namespace) -> int:
-    check_data_dir(args.data_dir)
-    extra = config.user_tasks(args.task_file)
-    file_cfg = config.read_config_file(args.config)
-    book = config.book_from(args, file_cfg, extra)
-    rows: list[dict[str, Any]] = []
-    for name in task_names(extra):
-        spec = get_task(name, extra)
-        entry: dict[str, Any] = {
-            "name": name,
-            "type": spec.kind,
-            "metric": spec.metric,
-            "usd_per_label": book.label_price(name),
-            "labels": list(spec.labels),
-            "source": "not found",
-            "rows": {},
-            "description": spec.description,
-            "learns_offline": spec.offline,
-        }
-        try:
-            entry["source"] = data_source(spec, args.data_dir)
-            if entry["source"].startswith("hf:"):  # listing never downloads a data set
-                entry["source"] += " (downloaded by the first trial)"
-                rows.append(entry)
-                continue
-            data = load_task_data(spec, args.data_dir)
-            entry["rows"] = {s: len(data.split(s)) for s in ("train", "dev", "test")}
-        except ValueError as exc:
-            entry["error"] = str(exc)
-        rows.append(entry)
-    if args.json:
-        print(
-            json.dumps({"usd_per_device_hour": book.usd_per_device_hour, "tasks": rows}, indent=2)
-        )
-        return 0
-    header = ("task", "metric", "$/label", "rows train/dev/test", "data source", "learns offline")
-    table = [
-        (
-            r["name"],
-            r["metric"],
-            f"{r['usd_per_label']:.3f}",
-            "/".join(str(r["rows"].get(s, 0)) for s in ("train", "dev", "test"))
-            if r["rows"]
-            else "-",
-            r["source"],
-            r["learns_offline"],
-        )
-        for r in rows
-    ]
-    print(format_table(header, [[str(cell) for cell in row] for row in table]))
-    print(f"compute: ${book.usd_per_device_hour:.3f} per device-hour")
-    return 0
 
 
 def cmd_trial(args: argparse.Namespace) -> int:
@@ -184,7 +136,6 @@ def _label_cap(args: argparse.Namespace, spec: Any) -> int | None:
     """The most labels a real pilot can buy: the rows of the task's training split."""
     if (args.objective or "real") != "real":
         return None
-    from objectives.data import load_task_data
 
     return len(load_task_data(spec, args.data_dir).train)
 
@@ -221,9 +172,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     tracker = Tracker(uri) if readable and (args.shape_from or not args.fresh) else None
     if args.shape_from:
         if tracker is not None:
-            _known_task(args.shape_from, tracker)
+            check_known_task(args.shape_from, tracker)
         rows = finished_trials(tracker, args.shape_from) if tracker else []
-        settings = dataclasses.replace(settings, shape=_shape(args.shape_from, rows, uri))
+        settings = dataclasses.replace(settings, shape=warm_start_shape(args.shape_from, rows, uri))
     stored = finished_trials(tracker, args.task) if tracker and not args.fresh else []
     # One curve, one pricing: the stored trials priced as this plan's pilots will be.
     mine = (args.objective or "real", args.meter or "estimated")
@@ -242,189 +193,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
     result = run_plan(settings, _pilot_base(args), known)
     print(plan.format_plan(result))
     return 0 if result.recommendation is not None else EXIT_NOTHING_FINISHED
-
-
-def _shape(task: str, rows: Sequence[TrialRow], uri: str) -> Shape:
-    """The curve shape of a finished task, for `sweep plan --warm-start`."""
-    from sweep.decide import frontier
-    from sweep.tracking.results import priced_like, usual_pricing
-
-    # A shape needs one curve, so one pricing: the one most of TASK's trials had.
-    rows = priced_like(rows, *usual_pricing(rows))[0]
-    try:
-        return frontier.fit_shape(rows, task)
-    except frontier.NotEnoughTrials as exc:
-        raise ValueError(f"--warm-start {task!r} in {uri}: {exc}") from None
-
-
-def cmd_frontier(args: argparse.Namespace) -> int:
-    from sweep.decide import frontier, plots
-    from sweep.tracking.results import finished_trials
-
-    for budget in args.budgets:
-        if not budget > 0:
-            raise ValueError(f"`budget_usd > 0` must hold, but got --budgets item {budget!r}.")
-    if args.holdout_budget is not None and not args.holdout_budget > 0:
-        raise ValueError(
-            f"`holdout_budget > 0` must hold, but got holdout_budget={args.holdout_budget!r}."
-        )
-    for name in ("seed_labels", "max_unlabelled"):
-        if (getattr(args, name) or 0) < 0:
-            raise ValueError(f"`{name} >= 0` must hold, but got {name}={getattr(args, name)}.")
-    tracker = _tracker(args)
-    rows = [
-        r
-        for r in finished_trials(tracker, args.task)
-        if args.sweep is None or r.sweep in args.sweep
-    ]
-    options = {"seed_labels": args.seed_labels, "pool_cap": args.max_unlabelled}
-    try:
-        model = frontier.fit(rows, args.task, **options)
-        recs = [frontier.recommend(model, b) for b in args.budgets]
-        check = (
-            frontier.holdout(rows, args.task, args.holdout_budget, **options)
-            if args.holdout_budget is not None
-            else None
-        )
-    except frontier.NotEnoughTrials as exc:
-        print(f"sweep: {exc}", file=sys.stderr)
-        return 1
-    path = plots.frontier(model, args.budgets, rows, _out(args) / f"{args.task}_frontier.png")
-    if args.json:
-        print(json.dumps(frontier.frontier_json(model, recs, check, path), indent=2))
-        return 0
-    print(frontier.format_frontier(model, recs, check))
-    print(f"plot: {path}")
-    return 0
-
-
-def _out(args: argparse.Namespace) -> Path:
-    """The folder for plots: --out, else `report/` under the store's root."""
-    return Path(args.out) if args.out else Path(args.root).resolve() / "report"
-
-
-def _tracker(args: argparse.Namespace) -> Any:
-    """A Tracker on an existing store; never creates an empty one."""
-    uri = args.tracking_uri or config.default_tracking(args.root)
-    path = config.store_path(uri)
-    if path is not None and not path.is_file():
-        raise ValueError(
-            f"No MLflow store at {uri}; run a sweep first (`sweep demo`) or pass --tracking-uri."
-        )
-    from sweep.tracking.mlflow_store import Tracker
-
-    tracker = Tracker(uri)
-    _known_task(getattr(args, "task", None), tracker)
-    return tracker
-
-
-def _known_task(task: str | None, tracker: Any) -> None:
-    """A task the registry or the store knows (a `--task-file` task has its own experiment);
-    else one line naming the valid ones."""
-    from objectives.tasks import BUILTIN_TASKS
-
-    known = {*BUILTIN_TASKS, *tracker.experiments()}
-    if task is not None and task not in known:
-        raise ValueError(f"Unknown task={task!r}; valid tasks: {', '.join(sorted(known))}.")
-
-
-def cmd_best(args: argparse.Namespace) -> int:
-    from sweep.tracking.results import best_allocations, format_best
-
-    if args.budget is not None and args.budget <= 0:
-        raise ValueError(f"`budget_usd > 0` must hold, but got budget_usd={args.budget!r}.")
-    if args.pareto:
-        return _print_pareto(args)
-    rows = best_allocations(_tracker(args), args.task, args.budget, args.sweep)
-    if args.json:
-        print(json.dumps([r.to_dict() for r in rows], indent=2))
-    elif not rows:
-        print("no finished trials match", file=sys.stderr)
-    else:
-        print(format_best(rows))
-    return 0 if rows else 1
-
-
-def _print_pareto(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from sweep.tracking.results import finished_trials, format_trials, pareto_set
-
-    rows = pareto_set(
-        r
-        for r in finished_trials(_tracker(args), args.task)
-        if args.sweep is None or r.sweep in args.sweep
-    )
-    if args.json:
-        print(json.dumps([asdict(r) for r in rows], indent=2))
-    elif rows:
-        print(format_trials(rows))
-    else:
-        print("no finished trials match", file=sys.stderr)
-    return 0 if rows else 1
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from sweep.decide import plots
-    from sweep.tracking.results import finished_trials
-
-    tracker = _tracker(args)
-    rows = finished_trials(tracker, args.task)
-    if not rows:
-        raise ValueError(f"No finished trials of task={args.task!r} in {tracker.tracking_uri}.")
-    paths = plots.all_plots(rows, _out(args))
-    for sweep in sorted({r.sweep for r in rows}):
-        parent = tracker.find_sweep_run(args.task, sweep)
-        if parent is not None:
-            for path in paths:
-                tracker.log_artifact(parent, str(path))
-    for path in paths:
-        print(path)
-    return 0
-
-
-def cmd_ui(args: argparse.Namespace) -> int:
-    from sweep.cli import ui
-
-    return int(ui.serve(_tracker(args), args.host, args.port, args.task, not args.no_browser))
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from cluster import ray_address
-    from sweep.cli import doctor
-
-    check_data_dir(args.data_dir)
-    extra = config.user_tasks(args.task_file)
-    names = args.task or task_names(extra)
-    for name in names:
-        get_task(name, extra)
-    stores = config.SweepConfig(
-        name="doctor",
-        task="-",
-        budget_usd=1,
-        n_seed_labels=0,
-        n_trials=1,
-        root=args.root,
-        tracking_uri=args.tracking_uri,
-        storage=args.storage,
-    )
-    checks = [
-        doctor.check_offline(),
-        doctor.check_devices(),
-        doctor.check_ray(ray_address(args.address)),
-        doctor.check_tracking(stores.tracking),
-        doctor.check_storage(stores.optuna_storage),
-        *(
-            doctor.check_data(get_task(n, extra), args.data_dir, required=bool(args.task))
-            for n in names
-        ),
-    ]
-    print(doctor.format_checks(checks))
-    failed = [c for c in checks if c.failed]
-    if failed:
-        print(f"sweep doctor: {len(failed)} check(s) failed: {failed[0].name}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

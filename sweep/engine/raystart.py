@@ -9,7 +9,9 @@ from typing import Any
 
 from sweep.config import SweepConfig
 
-RAY_TMP = "/tmp/doa-ray"  # short: Ray's unix sockets break on paths over ~107 bytes
+# Short: Ray's unix sockets break on paths over ~107 bytes. DOA_RAY_TMP gives each of several
+# drivers on one machine (parallel test workers) its own.
+RAY_TMP = os.environ.get("DOA_RAY_TMP", "/tmp/doa-ray")
 
 
 def _init_ray(address: str | None) -> bool:
