@@ -14,10 +14,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Parallel workers (pytest-xdist) each start their own local Ray: each keeps its sockets and
-# logs apart (a short path: Ray's socket paths must stay under ~107 bytes).
-if "PYTEST_XDIST_WORKER" in os.environ:
-    os.environ.setdefault("DOA_RAY_TMP", f"/tmp/doa-ray-{os.environ['PYTEST_XDIST_WORKER']}")
 
 from tests.tiny_task import tiny_task  # noqa: F401  (a fixture for every package's tests)
 

@@ -9,9 +9,7 @@ from typing import Any
 
 from sweep.config import SweepConfig
 
-# Short: Ray's unix sockets break on paths over ~107 bytes. DOA_RAY_TMP gives each of several
-# drivers on one machine (parallel test workers) its own.
-RAY_TMP = os.environ.get("DOA_RAY_TMP", "/tmp/doa-ray")
+RAY_TMP = "/tmp/doa-ray"  # short: Ray's unix sockets break on paths over ~107 bytes
 
 
 def _init_ray(address: str | None) -> bool:

@@ -79,7 +79,7 @@ def test_a_sweep_that_finished_nothing_fails_and_says_why(
     assert "RuntimeError: disk on fire at f=0.0" in captured.err
     assert "FAILED: RuntimeError: disk on fire" in captured.out  # the progress line too
     # One exception type three times and nothing finished: systematic, so no more reruns.
-    assert captured.out.count("FAILED: RuntimeError") == progress.FAIL_FAST_AFTER
+    assert captured.out.count("FAILED: RuntimeError") == progress.FAIL_FAST_AFTER, captured.out
 
 
 def test_without_cuda_the_cpu_recipe_is_the_default(
