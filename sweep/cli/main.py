@@ -93,9 +93,8 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from objectives import standins
     from sweep.decide import plots
     from sweep.engine.tuner import run_sweep
-    from sweep.tracking import results
     from sweep.tracking.mlflow_store import Tracker
-    from sweep.tracking.results import finished_trials
+    from sweep.tracking.results import finished_trials, format_grid
 
     cfg = grid_config(args)
     summary = run_sweep(cfg, resume=args.resume)
@@ -105,7 +104,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     out = Path(args.out or cfg.report_dir)
     path = plots.grid(rows, out / f"{cfg.name}.png")
     table = standins.write_replay_table(rows, out / f"{cfg.name}.csv")
-    print(results.format_grid(rows))
+    print(format_grid(rows))
     print(f"plot: {path}\nreplay table (for --objective replay): {table}")
     return 0
 
@@ -142,6 +141,7 @@ def _label_cap(args: argparse.Namespace, spec: Any) -> int | None:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from sweep.decide import plan
+    from sweep.engine.pilots import run_plan
     from sweep.tracking.mlflow_store import Tracker
     from sweep.tracking.results import finished_trials, how_priced, priced_like
 
@@ -188,15 +188,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"${book.usd_per_device_hour:g} a device-hour, objective {mine[0]}, meter {mine[1]})",
             file=sys.stderr,
         )
-    from sweep.engine.pilots import run_plan
-
     result = run_plan(settings, _pilot_base(args), known)
     print(plan.format_plan(result))
     return 0 if result.recommendation is not None else EXIT_NOTHING_FINISHED
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-
     from sweep.cli.demo import demo_config
     from sweep.engine.tuner import run_sweep
     from sweep.tracking.optuna_store import stored_config
@@ -214,9 +211,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary = run_sweep(cfg, resume=resume)
     if not summary.n_finished:
         return _no_trial_finished(summary)
-    from sweep.tracking.mlflow_store import Tracker
-
-    rows = best_allocations(Tracker(summary.tracking_uri), cfg.task, cfg.budget_usd)
+    rows = best_allocations(summary.tracking_uri, cfg.task, cfg.budget_usd)
     print(
         f"\ndemo: {summary.n_finished} trials finished, {summary.n_failed} failed, in "
         f"{time.perf_counter() - started:.0f} s; best allocation:"

@@ -29,16 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
+# FRACTIONS and NotEnoughTrials are part of the frontier's own interface (what it weighs and
+# what it raises), so they are re-exported here; the rest of costs is imported by name.
 from sweep.decide.costs import FRACTIONS as FRACTIONS
-from sweep.decide.costs import Costs as Costs
+from sweep.decide.costs import Array, Costs, fit_costs
 from sweep.decide.costs import NotEnoughTrials as NotEnoughTrials
-from sweep.decide.costs import fit_costs as fit_costs
 from sweep.tables import format_table
 from sweep.tracking.results import TrialRow
-
-Array = NDArray[np.float64]
 
 MIN_TRIALS = 8
 MIN_DISTINCT = 3  # distinct label counts, and distinct unlabelled counts (zero included)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sweep.config import SweepConfig
 from sweep.decide.plan import Pilot, Plan, PlanSettings, Ran, Runner, plan, plan_spent_usd
@@ -54,9 +54,7 @@ def pilot_sweep(
     )
 
 
-def pilot_runner(
-    base: SweepConfig, sweep_runner: Callable[[SweepConfig], object] = run_sweep
-) -> Runner:
+def pilot_runner(base: SweepConfig) -> Runner:
     """A `Runner` for `plan`: each round's pilots as grid sweeps named
     `TASK-plan-STAMP-rN<block>`; no sweep starts a pilot that could take the round over what
     is left of the cap (a new sweep has no costliest trial to go by: the round's own stands
@@ -73,7 +71,7 @@ def pilot_runner(
                 break
             name = f"{base.task}-plan-{stamp}-r{n}{kind}"
             cfg = pilot_sweep(base, name, labels, unlabelled, allowance_usd, left_usd)
-            sweep_runner(cfg)
+            run_sweep(cfg)
             tracker = Tracker(cfg.tracking)
             rows += finished_trials(tracker, cfg.task, cfg.name)
             failed = tracker.trial_runs(task=cfg.task, sweep=cfg.name, status="FAILED")

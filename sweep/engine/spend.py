@@ -2,12 +2,14 @@
 
 What a trial spends is its sweep ledger (`sweep_spent_usd`, the real device-seconds it
 used); a stand-in objective uses none, so it counts what its allocation's compute would
-cost (`compute_spent_usd`), as `sweep plan` does. Before a trial starts, the trials still
-running and the new one are each assumed to cost as much as the costliest finished trial;
-if that could pass the cap, the sweep starts no more trials (those running finish). Until
+cost (`compute_spent_usd`), as `sweep plan` does (`sweep.tracking.schema.trial_spent_usd`).
+Before a trial starts, the trials still running and the new one are each assumed to cost as
+much as the costliest finished trial; if that could pass the cap, the sweep starts no more
+trials (those running finish). Until
 a trial has finished there is nothing to go by: the first ones start, as many as the
 concurrency allows. A failed trial, or one the scheduler stopped early, spent real time
-too: it is charged its wall-clock time (nothing for stand-ins).
+too: it is charged its wall-clock time (nothing for stand-ins). The ledger's arithmetic is
+here; `sweep.engine.ray_hooks.SpendCap` applies it to the searcher.
 """
 
 from __future__ import annotations

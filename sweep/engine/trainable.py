@@ -14,8 +14,16 @@ from objectives.trial_config import Report, TrialConfig, TrialResult, trial_conf
 from search_spaces.spaces import SEARCHED_FIELDS
 from sweep.config import SweepConfig
 from sweep.engine.ray_hooks import report_intermediate
+from sweep.tracking.mlflow_store import run_name, tracker_for
 from sweep.tracking.optuna_store import check_study_metric
-from sweep.tracking.schema import combine_seeds
+from sweep.tracking.schema import (
+    TAG_BUDGET,
+    TAG_MODE,
+    TAG_SEED_LABELS,
+    TAG_SWEEP,
+    TAG_TRIAL_NUMBER,
+    combine_seeds,
+)
 
 Objective = Callable[[TrialConfig, Report | None], TrialResult]
 
@@ -70,15 +78,6 @@ def make_trainable(
 
     def trainable(config: dict[str, Any]) -> None:
         started = time.monotonic()
-        from sweep.tracking.mlflow_store import run_name, tracker_for
-        from sweep.tracking.schema import (
-            TAG_BUDGET,
-            TAG_MODE,
-            TAG_SEED_LABELS,
-            TAG_SWEEP,
-            TAG_TRIAL_NUMBER,
-        )
-
         sampled = {k: config[k] for k in SAMPLED if k in config}
         seeds = list(range(cfg.seeds))
         first = point_fields(cfg, config, seeds[0])

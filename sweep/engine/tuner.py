@@ -202,8 +202,7 @@ def first_points(cfg: SweepConfig) -> list[dict[str, Any]]:
 
 
 def _best_of(tracking_uri: str, task: str) -> list[float]:
-
-    return [r.compute_fraction for r in best_allocations(Tracker(tracking_uri), task)]
+    return [r.compute_fraction for r in best_allocations(tracking_uri, task)]
 
 
 @dataclass(frozen=True)
@@ -264,7 +263,6 @@ class _Session:
 
 def _open(cfg: SweepConfig, resume: bool, out: TextIO) -> _Session:
     """The study and the parent run, new or resumed (stale trials recovered)."""
-
     points = [] if resume else first_points(cfg)  # reads other tasks' results: before writing
     Path(cfg.root).mkdir(parents=True, exist_ok=True)
     tracker = Tracker(cfg.tracking)

@@ -6,16 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweep.decide.frontier import (
-    FRACTIONS,
-    Costs,
-    Curve,
-    NotEnoughTrials,
-    fit,
-    fit_costs,
-    holdout,
-    recommend,
-)
+from sweep.decide.costs import FRACTIONS, Costs, NotEnoughTrials, fit_costs
+from sweep.decide.frontier import Curve, fit, holdout, recommend
 from sweep.tracking.results import TrialRow, pareto_set, priced_like, usual_pricing
 
 TRUE = Curve(a=0.92, b=1.2, alpha=0.45, g=0.06, k=300.0)
