@@ -20,14 +20,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 
 from objectives import models
+from objectives.baselines import compare, degenerate_lines
 from objectives.families import Item, Soft
 from objectives.meter import ComputeMeter, RealClock, get_profile, meter_cost_model
+from objectives.metrics import MetricResult, score
 from objectives.trial_config import CacheStatus, Report, TrialConfig, TrialResult
-from objectives.trial_setup import prepare_trial
+from objectives.trial_setup import Trial, prepare_trial
 from objectives.trial_stages import TeacherOutcome, soft_label_stage, student_stage, teacher_stage
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,27 @@ def _step_clock(device: torch.device) -> Callable[[], float]:
         return time.perf_counter()
 
     return synchronized
+
+
+def _evaluate(
+    trial: Trial, student: Any, teacher: TeacherOutcome
+) -> tuple[MetricResult, dict[str, Any]]:
+    """The student's dev score, and the student and teacher against the trivial baseline on
+    the same dev rows (the `TrialResult` fields of `objectives.baselines.Comparison`)."""
+    predictions = trial.predict(student, trial.dev)
+    dev = score(trial.spec, predictions, trial.dev)
+    taught = None
+    if teacher.model is not None:
+        if teacher.dev_predictions is None:
+            teacher.dev_predictions = trial.predict(teacher.model, trial.dev)
+        scored = score(trial.spec, teacher.dev_predictions, trial.dev)
+        # Scored again from its predictions: a cached score may be by another metric.
+        teacher.dev_score, teacher.dev_metric = scored.value, scored.name
+        assert scored.stats is not None
+        taught = (teacher.dev_predictions, scored.stats)
+    assert dev.stats is not None  # every score keeps its per-example statistics
+    versus = compare(trial.spec, dev.name, trial.gold, trial.dev, (predictions, dev.stats), taught)
+    return dev, versus.fields()
 
 
 def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
@@ -101,12 +125,11 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
     with _timed(timings, name, "student", report):
         distilled = student_stage(trial, student, soft_items, softs, meter, student_meter)
     with _timed(timings, name, "evaluate", report):
-        dev = trial.evaluate(student, trial.dev)
-        if teacher.model is not None and teacher.dev_metric not in (None, dev.name):
-            # Cached by another metric (a task file's changed, or a fallback): scored again.
-            teacher.dev_score = trial.evaluate(teacher.model, trial.dev).value
+        dev, versus = _evaluate(trial, student, teacher)
         scored = trial.test if cfg.score_test else []
         test = trial.evaluate(student, scored).value if scored else None
+    for line in degenerate_lines({"metric": dev.name, **versus}):
+        logger.warning("trial %s: %s", name, line)
     result = TrialResult.from_allocation(
         allocation,
         compute_spent_usd=meter.spent_usd,
@@ -132,6 +155,7 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
             "charged_flops": meter.flops,
             **timings,
         },
+        **versus,
     )
     report({"stage": "final", **{k: v for k, v in result.to_dict().items() if k != "details"}})
     logger.info("trial %s: %s=%.4f", name, result.metric, result.score)

@@ -44,6 +44,8 @@ class MetricResult:
     details: dict[str, float] = field(default_factory=dict)
     score_low: float | None = None
     score_high: float | None = None
+    # The per-example statistics `value` reduces: a paired comparison resamples them.
+    stats: ExampleStats | None = field(default=None, compare=False, repr=False)
 
 
 # --- per-example statistics and the bootstrap ----------------------------------------------
@@ -101,9 +103,13 @@ def bootstrap_interval(
     return float(low), float(high)
 
 
+# (the metric actually computed, its per-example statistics, the task's other metrics)
+Scored = tuple[str, ExampleStats, dict[str, float]]
+
+
 def _result(name: str, stats: ExampleStats, details: dict[str, float]) -> MetricResult:
     low, high = bootstrap_interval(stats)
-    return MetricResult(name, stats.value, details, low, high)
+    return MetricResult(name, stats.value, details, low, high, stats)
 
 
 # --- classification -----------------------------------------------------------------------
@@ -196,10 +202,9 @@ def normalize_answer(text: str) -> str:
 
 
 def token_f1(prediction: str, answer: str) -> float:
+    """SQuAD v1.1's F1: no token in common (two empty answers included) scores 0."""
     pred_tokens = normalize_answer(prediction).split()
     gold_tokens = normalize_answer(answer).split()
-    if not pred_tokens or not gold_tokens:
-        return float(pred_tokens == gold_tokens)
     common = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
     if common == 0:
         return 0.0
@@ -416,6 +421,15 @@ def bert_ibleu(
     ("ibleu") and logged, never silently. Any other error (out of memory, a bug) raises:
     a study must not switch to another metric's scale halfway.
     """
+    return _result(*_bert_ibleu_stats(predictions, examples, beta, bert_scorer))
+
+
+def _bert_ibleu_stats(
+    predictions: Sequence[str],
+    examples: Sequence[Example],
+    beta: float = 4.0,
+    bert_scorer: BertScorer | None = _default_bert_scorer,
+) -> Scored:
     sources = [e.source for e in examples]
     _check_lengths(predictions, examples)
     try:
@@ -430,7 +444,7 @@ def bert_ibleu(
             exc,
         )
         stats = _ibleu_stats(predictions, [e.references for e in examples], sources)
-        return _result("ibleu", stats["ibleu"], {k: s.value for k, s in stats.items()})
+        return "ibleu", stats["ibleu"], {k: s.value for k, s in stats.items()}
     self_bleu = [sentence_bleu(p, [s]) for p, s in zip(predictions, sources, strict=True)]
     per_example = [
         bert_ibleu_from_parts(b, sb, beta) for b, sb in zip(bert_f1, self_bleu, strict=True)
@@ -439,7 +453,7 @@ def bert_ibleu(
         "bert_score_f1": sum(bert_f1) / len(bert_f1),
         "self_bleu": sum(self_bleu) / len(self_bleu),
     }
-    return _result("bert_ibleu", mean_stats(per_example), details)
+    return "bert_ibleu", mean_stats(per_example), details
 
 
 # --- dispatch -------------------------------------------------------------------------------
@@ -448,6 +462,17 @@ def bert_ibleu(
 def score(task: TaskSpec, predictions: Sequence[str], examples: Sequence[Example]) -> MetricResult:
     """Score text predictions with the task's metric; `value` is the number a sweep maximises,
     with its bootstrap interval; the task's other metrics are in `details`."""
+    return _result(*metric_stats(task, predictions, examples))
+
+
+def metric_stats(
+    task: TaskSpec,
+    predictions: Sequence[str],
+    examples: Sequence[Example],
+    bert_scorer: BertScorer | None = _default_bert_scorer,
+) -> Scored:
+    """The task's metric on text predictions, as per-example statistics (no interval yet);
+    `bert_scorer=None` scores BERT-iBLEU's substitute."""
     _check_lengths(predictions, examples)
     golds = [e.target for e in examples]
     if task.kind == "classification":
@@ -455,10 +480,10 @@ def score(task: TaskSpec, predictions: Sequence[str], examples: Sequence[Example
         stats = _classification_stats(parsed, golds, task.labels)
         details = {name: s.value for name, s in stats.items()}
         details["unparsable_fraction"] = sum(p is None for p in parsed) / len(parsed)
-        return _result(task.metric, stats[task.metric], details)
+        return task.metric, stats[task.metric], details
     if task.metric in ("squad_f1", "exact_match"):
         stats = _squad_stats(predictions, [e.references for e in examples])
-        return _result(task.metric, stats[task.metric], {k: s.value for k, s in stats.items()})
+        return task.metric, stats[task.metric], {k: s.value for k, s in stats.items()}
     if task.metric in ("entity_f1", "entity_f1_paper"):
         details = {**entity_f1(predictions, golds), **entity_f1_paper(predictions, golds)}
         chosen = (
@@ -466,7 +491,7 @@ def score(task: TaskSpec, predictions: Sequence[str], examples: Sequence[Example
             if task.metric == "entity_f1"
             else _paper_entity_stats(predictions, golds)
         )
-        return _result(task.metric, chosen, details)
+        return task.metric, chosen, details
     if task.metric == "bert_ibleu":
-        return bert_ibleu(predictions, examples)
+        return _bert_ibleu_stats(predictions, examples, bert_scorer=bert_scorer)
     raise ValueError(f"Task {task.name!r}: metric {task.metric!r} has no scorer.")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from objectives.baselines import standing_line
 from objectives.budget import (
     PAPER_USD_PER_DEVICE_HOUR,
     Allocation,
@@ -193,6 +194,24 @@ class TrialResult:
     # stand-in's noise model; None where the objective has none.
     score_low: float | None = None
     score_high: float | None = None
+    # Against the task's trivial predictor on the same dev rows (`objectives.baselines`):
+    # its score, the student's and the teacher's paired margins over it with their 90 %
+    # intervals, each model's most frequent prediction and its share of the rows, and which
+    # models learned nothing ("student", "teacher", comma-separated). None or "": not known
+    # (a stand-in objective, no teacher).
+    trivial_score: float | None = None
+    trivial_predictor: str = ""
+    margin: float | None = None
+    margin_low: float | None = None
+    margin_high: float | None = None
+    top_prediction: str = ""
+    top_prediction_share: float | None = None
+    teacher_margin: float | None = None
+    teacher_margin_low: float | None = None
+    teacher_margin_high: float | None = None
+    teacher_top_prediction: str = ""
+    teacher_top_prediction_share: float | None = None
+    degenerate: str = ""
 
     @classmethod
     def from_allocation(
@@ -297,5 +316,21 @@ def format_result(r: Mapping[str, Any]) -> str:
             f"    {r['device_seconds'] / 3600:.4f} device-hours charged",
             "  sweep ledger (what this run really spent):",
             f"    {r['sweep_device_seconds']:.1f} device-seconds = ${r['sweep_spent_usd']:.4f}",
+            *_baseline_lines(r),
         ]
     )
+
+
+def _baseline_lines(r: Mapping[str, Any]) -> list[str]:
+    """The trial against its trivial baseline; a model that learned nothing is named."""
+    if r.get("trivial_score") is None:
+        return []
+    models = ["student", *(["teacher"] if r.get("teacher_margin") is not None else [])]
+    return [
+        f"  trivial baseline ({r.get('trivial_predictor') or '-'}): dev {r['trivial_score']:.4f}",
+        *(
+            ("  NOTHING LEARNED: " if who in str(r.get("degenerate")).split(",") else "  ")
+            + standing_line(who, r)
+            for who in models
+        ),
+    ]

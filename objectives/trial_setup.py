@@ -18,7 +18,7 @@ import torch
 from objectives import models
 from objectives.budget import Allocation
 from objectives.cache import StageCache, content_key, examples_fingerprint
-from objectives.data import TaskData, load_task_data, split_pool, take
+from objectives.data import Example, TaskData, load_task_data, split_pool, take
 from objectives.families import EncoderFamily, Family, Item, Seq2SeqFamily
 from objectives.metrics import MetricResult, score
 from objectives.tasks import TaskSpec
@@ -49,6 +49,7 @@ class Trial:
     teacher_name: str
     student_name: str
     labelled: list[Item]
+    gold: Sequence[Example]  # the labelled rows as examples: what the trivial baseline reads
     pool_order: tuple[int, ...]
     dev: Sequence[Any]
     test: Sequence[Any]
@@ -82,12 +83,16 @@ class Trial:
             device=self.device,
         )
 
-    def evaluate(self, model: Any, examples: Sequence[Any]) -> MetricResult:
+    def predict(self, model: Any, examples: Sequence[Any]) -> list[str]:
+        """The model's text predictions for `examples`, as the metrics read them."""
         items = self.family.encode(examples, with_targets=False)
         predictions = predict(
             model, self.family, items, batch_size=self.cfg.batch_size * 2, device=self.device
         )
-        return score(self.spec, self.family.finish(predictions, examples), examples)
+        return self.family.finish(predictions, examples)
+
+    def evaluate(self, model: Any, examples: Sequence[Any]) -> MetricResult:
+        return score(self.spec, self.predict(model, examples), examples)
 
     def progress(self, phase: str) -> Callable[[int, int], None]:
         """Where a training loop is, for people watching (`stage` "progress", no score)."""
@@ -172,6 +177,7 @@ def prepare_trial(cfg: TrialConfig, report: Report) -> Trial:
         else Seq2SeqFamily(spec, tokenizer, vocabulary=splits if warm else None, targets=data.train)
     )
     pool = split_pool(len(data.train), n_labels_used, cfg.seed)
+    gold = take(data.train, pool.labelled)
     limit = cfg.max_eval_examples
     return Trial(
         cfg=cfg,
@@ -181,7 +187,8 @@ def prepare_trial(cfg: TrialConfig, report: Report) -> Trial:
         family=family,
         teacher_name=teacher,
         student_name=student,
-        labelled=family.encode(take(data.train, pool.labelled), with_targets=True),
+        labelled=family.encode(gold, with_targets=True),
+        gold=gold,
         pool_order=pool.unlabelled,
         dev=data.dev[:limit],  # None: every row
         test=data.test[:limit],

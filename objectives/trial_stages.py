@@ -20,6 +20,7 @@ from objectives.cache import content_key, examples_fingerprint
 from objectives.data import take
 from objectives.families import Item, Soft
 from objectives.meter import BudgetExhausted, ComputeMeter
+from objectives.metrics import score
 from objectives.planning import affordable_pool, teacher_flops
 from objectives.train import distill, fit, soft_targets
 from objectives.trial_config import CacheStatus, TeacherStatus
@@ -34,6 +35,7 @@ class TeacherOutcome:
     key: str
     dev_score: float | None = None  # scored once when built, kept in the cache entry
     dev_metric: str | None = None  # by which metric (a fallback may have scored it)
+    dev_predictions: list[str] | None = None  # on the dev rows: its trivial baseline's margin
 
 
 def _teacher_key(trial: Trial) -> str:
@@ -88,10 +90,15 @@ def teacher_stage(trial: Trial, meter: ComputeMeter) -> TeacherOutcome:
             model.load_state_dict(torch.load(entry.path / "model.pt", map_location=trial.device))
             model.eval()
             scored = entry.meta.get("dev_score", {}).get(dev_key)  # [metric, score]
+            predictions = entry.meta.get("dev_predictions", {}).get(dev_key)
+            if not isinstance(predictions, list):  # an entry from before they were kept
+                predictions = trial.predict(model, trial.dev)
             if not isinstance(scored, list):
-                result = trial.evaluate(model, trial.dev)
+                result = score(trial.spec, predictions, trial.dev)
                 scored = [result.name, result.value]
-            return TeacherOutcome(model, "finished", "hit", key, float(scored[1]), scored[0])
+            return TeacherOutcome(
+                model, "finished", "hit", key, float(scored[1]), scored[0], predictions
+            )
         model = trial.build(trial.teacher_name)
         planned = teacher_flops(trial.labelled, models.n_parameters(model), cfg)
         if meter.mode == "estimated" and meter.usd_for_flops(planned) > meter.remaining_usd:
@@ -108,16 +115,18 @@ def teacher_stage(trial: Trial, meter: ComputeMeter) -> TeacherOutcome:
         )
         if not finished:
             return TeacherOutcome(None, "unfinished", "off", key)
-        dev = trial.evaluate(model, trial.dev)
+        predictions = trial.predict(model, trial.dev)
+        dev = score(trial.spec, predictions, trial.dev)
         meta = {  # what building it took, not what it cost: a hit is re-priced
             "flops": meter.flops - before_flops,
             "device_seconds": meter.measured_device_seconds - before_seconds,
             "dev_score": {dev_key: [dev.name, dev.value]},  # keyed by the dev rows scored
+            "dev_predictions": {dev_key: predictions},
         }
         with trial.cache.writer(key, meta) as folder:
             torch.save(model.state_dict(), folder / "model.pt")
         cache: CacheStatus = "miss" if trial.cache.enabled else "off"
-        return TeacherOutcome(model, "finished", cache, key, dev.value, dev.name)
+        return TeacherOutcome(model, "finished", cache, key, dev.value, dev.name, predictions)
 
 
 def _max_new_tokens(trial: Trial) -> int:

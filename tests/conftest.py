@@ -15,7 +15,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tests.tiny_task import tiny_task  # noqa: F401  (a fixture for every package's tests)
+from tests.tiny_task import no_signal_task, tiny_task  # noqa: F401  (fixtures for every package)
 
 # `sweep run` on the closed-form stand-in: what the sweep tests vary the rest around.
 SWEEP_RUN = [

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from objectives.data import data_source, load_task_data
 from objectives.tasks import TaskSpec
 from sweep.config import check_writable, store_path
+
+if TYPE_CHECKING:
+    from objectives.learn_check import Learned
+    from objectives.trial_config import TrialConfig
 
 
 @dataclass(frozen=True)
@@ -127,3 +132,71 @@ def format_checks(checks: list[Check]) -> str:
         return "ok  " if c.ok else ("FAIL" if c.required else "warn")
 
     return "\n".join(f"{mark(c)} {c.name.ljust(width)}  {c.detail}" for c in checks)
+
+
+# --- does this recipe learn here? ---------------------------------------------------------
+
+
+def _line(who: Learned) -> str:
+    """E.g. "bert-offline-student, 6 epochs at lr 0.002 on 100 labels: accuracy 0.8500,
+    trivial (majority class 'pos') 0.5250, margin +0.3250 [+0.2000, +0.4500]"."""
+    s = who.standing
+    constant = f"; 100 % of dev rows are {s.top_prediction!r}" if s.top_share >= 1.0 else ""
+    return (
+        f"{who.model}, {who.epochs} epochs at lr {who.learning_rate:g} on {who.n_labels} "
+        f"labels ({who.seconds:.0f} s): {who.metric} {who.score:.4f}, trivial "
+        f"({who.trivial_predictor}) {who.trivial_score:.4f}, margin {s.margin:+.4f} "
+        f"[{s.margin_low:+.4f}, {s.margin_high:+.4f}]{constant}"
+    )
+
+
+def advice(teacher: Learned, student: Learned) -> str:
+    """What to try when a model of the recipe learns nothing from the seed labels."""
+    if teacher.learned and student.learned:
+        return "this recipe learns here: both beat the trivial baseline beyond noise"
+    tips = []
+    for who, flag in ((teacher, "teacher"), (student, "student")):
+        if who.learned:
+            continue
+        lr, epochs = who.learning_rate, who.epochs
+        if who.standing.top_share >= 0.95:  # collapsed to one class: too high a rate, or too short
+            tips.append(
+                f"the {flag} collapses to one prediction: a lower learning rate "
+                f"(--{flag}-lr {lr / 3:g}) or more epochs (--{flag}-epochs {2 * epochs})"
+            )
+        else:
+            tips.append(
+                f"the {flag} does not beat the trivial baseline: more epochs (--{flag}-epochs "
+                f"{2 * epochs}), another learning rate (--{flag}-lr {lr * 3:g} or {lr / 3:g}) "
+                f"or a larger model (--{flag} ...)"
+            )
+    if not teacher.learned and not student.learned:
+        tips.append(
+            f"more seed labels (--seed-labels {2 * max(teacher.n_labels, 1)}); and check the "
+            "data: labels that do not follow from the inputs cannot be learned"
+        )
+    elif teacher.learned:
+        tips.append("the teacher learns: distilling it may still teach the student (`sweep run`)")
+    return "; ".join(tips)
+
+
+def check_learning(spec: TaskSpec, cfg: TrialConfig) -> list[Check]:
+    """One small teacher and one annotate-only student on the seed labels, each against the
+    trivial baseline, and what to try when they learn nothing (a failed check when neither
+    learns: a sweep of this recipe would compare constant predictors)."""
+
+    def probe() -> list[Check]:
+        from objectives.learn_check import check_learning as learn
+
+        teacher, student = learn(cfg)
+        checks = [
+            Check(f"learns {spec.name}: {who.role}", who.learned, _line(who), required=False)
+            for who in (teacher, student)
+        ]
+        either = teacher.learned or student.learned
+        return [*checks, Check(f"learns {spec.name}", either, advice(teacher, student))]
+
+    try:
+        return probe()
+    except Exception as exc:  # a recipe that cannot even run is a reason, not a traceback
+        return [Check(f"learns {spec.name}", False, f"{type(exc).__name__}: {exc}")]

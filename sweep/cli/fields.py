@@ -4,6 +4,7 @@ is derived from the config dataclasses' fields, so a new field needs only its pa
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,13 +70,19 @@ def merged(args: Any, file_cfg: Mapping[str, Any], names: Sequence[str]) -> dict
     return out
 
 
+# The parser's own entries, which no config file sets: the command's name, the file itself.
+NOT_FILE_KEYS = frozenset({"command", "config"})
+
+
 def check_file_keys(args: Any, file_cfg: Mapping[str, Any]) -> None:
     """A --config key that no option of this command has is a typo: name it."""
-    valid = {*vars(args), "prices", "task_file"}
+    valid = {*vars(args), "prices", "task_file"} - NOT_FILE_KEYS
     unknown = sorted(set(file_cfg) - valid)
     if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(valid), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise ValueError(
-            f"Unknown key {unknown[0]!r} in --config; valid keys: {', '.join(sorted(valid))}."
+            f"Unknown key {unknown[0]!r} in --config; {hint}valid keys: {', '.join(sorted(valid))}."
         )
 
 

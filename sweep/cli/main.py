@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,14 +28,12 @@ from sweep.cli.options import (
 )
 from sweep.cli.parser import UsageError, build_parser
 from sweep.cli.queries import (
-    check_known_task,
     cmd_best,
     cmd_doctor,
     cmd_frontier,
     cmd_report,
     cmd_tasks,
     cmd_ui,
-    warm_start_shape,
 )
 from sweep.engine.progress import TrialProgress
 
@@ -43,13 +41,16 @@ EXIT_USAGE = 2
 
 
 def cmd_trial(args: argparse.Namespace) -> int:
-    from objectives.distill_or_annotate import run_trial
     from objectives.trial_config import trial_config
 
     file_cfg, fields = trial_settings(args)
     require(fields, "task", "budget_usd", "n_seed_labels", "compute_fraction")
     named = args.preset or file_cfg.get("preset")
+    # Bad values are refused before the recipe's notice is printed and torch is imported.
+    trial_config(fields, named or "cpu-small")
     cfg = trial_config(fields, choose_preset(named, sys.stderr if args.json else None))
+    from objectives.distill_or_annotate import run_trial
+
     result = run_trial(cfg, report=TrialProgress())
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -70,8 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if not summary.n_finished:
         return _no_trial_finished(summary)
-    pareto = f" --sweep {summary.name} --pareto" if cfg.multi_objective else ""
-    print(f"next: sweep best --task {summary.task}{pareto} --tracking-uri {summary.tracking_uri}")
+    pareto = ["--sweep", summary.name, "--pareto"] if cfg.multi_objective else []
+    best = ["sweep", "best", "--task", summary.task, *pareto, "--tracking-uri", cfg.tracking]
+    print(f"next: {shlex.join(best)}")
     return 0
 
 
@@ -139,17 +141,46 @@ def _label_cap(args: argparse.Namespace, spec: Any) -> int | None:
     return len(load_task_data(spec, args.data_dir).train)
 
 
+def _plan_prices(args: argparse.Namespace, spec: Any) -> Any:
+    """The compute prices that price B: the task's cost model, in the paper's dollars (a
+    share of B is only a split once its compute is priced in advance)."""
+    if args.meter not in (None, "paper"):
+        raise UsageError(
+            f"sweep plan prices B with the task's compute cost model (--meter paper), but got "
+            f"--meter {args.meter}: a {args.meter} meter is only known once trials have run"
+        )
+    args.meter = "paper"  # the pilots are charged in the meter that prices B
+    if spec.cost_model is None:
+        raise UsageError(
+            f"task {spec.name!r} has no compute cost model; give its task file a [cost_model] "
+            "(a_usd, b_usd_per_1k_labelled, d_usd_per_1k_unlabelled) to plan its split"
+        )
+    return spec.cost_model
+
+
+def _landscapes(paths: Sequence[str] | None) -> Any:
+    """The shipped landscapes, and any measured grid the user adds with --landscape."""
+    if not paths:
+        return None
+    from objectives.standins import ReplayTable
+    from sweep.decide import prior
+
+    extra = tuple(prior.Known(Path(p).stem, ReplayTable.from_csv(p)) for p in paths)
+    return prior.shipped() + extra
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from sweep.decide import plan
     from sweep.engine.pilots import run_plan
     from sweep.tracking.mlflow_store import Tracker
-    from sweep.tracking.results import finished_trials, how_priced, priced_like
+    from sweep.tracking.results import finished_trials, how_priced, learned_rows, priced_like
 
     book = plan_options(args)
-    if args.task is None or args.budget is None:
+    missing = [name for name in ("task", "budget") if getattr(args, name) is None]
+    if missing:  # a single --task-file names its task
         raise UsageError(
-            "missing --task and --budget, or task and budget in --config "
-            "(e.g. --task bbc_news --budget 8)"
+            f"missing {' and '.join(f'--{m}' for m in missing)}, or "
+            f"{' and '.join(missing)} in --config (e.g. --task bbc_news --budget 8)"
         )
     if not args.budget > 0:
         raise ValueError(f"`budget_usd > 0` must hold, but got --budget {args.budget!r}.")
@@ -161,36 +192,41 @@ def cmd_plan(args: argparse.Namespace) -> int:
         seed_labels=args.seed_labels or 0,
         usd_per_label=book.label_price(args.task),
         max_spend_usd=max_spend,
-        cost=spec.cost_model if args.meter == "paper" else None,  # else fitted to pilots
+        cost=_plan_prices(args, spec),
         pool_cap=_pool_cap(args),
         label_cap=_label_cap(args, spec),
+        pilots=args.pilots != 0,
+        max_pilots=args.pilots if args.pilots is not None else plan.PlanSettings.max_pilots,
+        landscapes=_landscapes(args.landscape),
     )
     root = args.root or config.DEFAULT_ROOT
     uri = args.tracking_uri or config.default_tracking(root)
     store = config.store_path(uri)
     readable = store is None or store.is_file()  # never create a store just to read it
-    tracker = Tracker(uri) if readable and (args.shape_from or not args.fresh) else None
-    if args.shape_from:
-        if tracker is not None:
-            check_known_task(args.shape_from, tracker)
-        rows = finished_trials(tracker, args.shape_from) if tracker else []
-        settings = dataclasses.replace(settings, shape=warm_start_shape(args.shape_from, rows, uri))
+    tracker = Tracker(uri) if readable and not args.fresh else None
     stored = finished_trials(tracker, args.task) if tracker and not args.fresh else []
     # One curve, one pricing: the stored trials priced as this plan's pilots will be.
     mine = (args.objective or "real", args.meter or "estimated")
     sweeps = how_priced(tracker, args.task, (r.sweep for r in stored)) if tracker else {}
     alike = [r for r in stored if sweeps[r.sweep] == mine]
-    known = priced_like(alike, settings.usd_per_label, book.usd_per_device_hour)[0]
-    if len(known) < len(stored):
+    priced = priced_like(alike, settings.usd_per_label, book.usd_per_device_hour)[0]
+    known = learned_rows(priced)  # the curve is fitted to what learned
+    if len(known) < len(priced):
         print(
-            f"sweep plan: left out {len(stored) - len(known)} stored trials of {args.task} "
+            f"sweep plan: left out {len(priced) - len(known)} stored trials of {args.task} "
+            "that do not beat their trivial baseline beyond noise",
+            file=sys.stderr,
+        )
+    if len(priced) < len(stored):
+        print(
+            f"sweep plan: left out {len(stored) - len(priced)} stored trials of {args.task} "
             f"priced otherwise than this plan (${settings.usd_per_label:g} a label, "
             f"${book.usd_per_device_hour:g} a device-hour, objective {mine[0]}, meter {mine[1]})",
             file=sys.stderr,
         )
     result = run_plan(settings, _pilot_base(args), known)
     print(plan.format_plan(result))
-    return 0 if result.recommendation is not None else EXIT_NOTHING_FINISHED
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -217,10 +253,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - started:.0f} s; best allocation:"
     )
     print(format_best(rows))
-    print(
-        f"\nopen the trials: sweep ui --root {cfg.root}    "
-        f"plots: sweep report --task {cfg.task} --root {cfg.root}"
-    )
+    ui = shlex.join(["sweep", "ui", "--root", cfg.root])
+    report = shlex.join(["sweep", "report", "--task", cfg.task, "--root", cfg.root])
+    print(f"\nopen the trials: {ui}    plots: {report}")
     return 0
 
 
@@ -254,5 +289,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        print(f"sweep: {exc or 'interrupted'}", file=sys.stderr)
+        print(f"sweep: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130

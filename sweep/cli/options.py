@@ -181,11 +181,14 @@ def plan_options(args: argparse.Namespace) -> PriceBook:
     option_fields.check_file_keys(args, file_cfg)
     files = file_cfg.get("task_file") or []
     args.task_file = args.task_file or ([files] if isinstance(files, str) else files)
-    book = config.book_from(args, file_cfg, config.user_tasks(args.task_file))
+    extra = config.user_tasks(args.task_file)
+    book = config.book_from(args, file_cfg, extra)
     for key, value in file_cfg.items():
         owned = key in ("prices", "price", "task_file", *PLAN_OWNED)
         if not owned and getattr(args, key, None) is None:
             setattr(args, key, value)
+    if args.task is None and len(extra) == 1:
+        args.task = next(iter(extra))  # the task file names its task, as for `sweep run`
     args.config = None
     args.price = [f"{task}={usd!r}" for task, usd in book.usd_per_label.items()]
     args.usd_per_device_hour = book.usd_per_device_hour

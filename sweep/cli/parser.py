@@ -238,10 +238,16 @@ def _add_work_commands(sub: Any) -> None:
         "--fresh", action="store_true", help="ignore the task's finished trials in the store"
     )
     plan.add_argument(
-        "--warm-start",
-        dest="shape_from",  # not the pilots' sweep option of the same name
-        metavar="TASK",
-        help="take the learning curve's shape from TASK's finished trials: fewer pilots",
+        "--pilots",
+        type=int,
+        metavar="N",
+        help="at most N pilots (default 12); 0: the prior's answer only, free",
+    )
+    plan.add_argument(
+        "--landscape",
+        action="append",
+        metavar="FILE",
+        help="a measured L x U grid (replay-table CSV, e.g. from sweep grid) for the prior",
     )
 
 
@@ -286,7 +292,7 @@ def _add_query_commands(sub: Any) -> None:
 
     ui = sub.add_parser("ui", help="start the MLflow UI on the store, print its runs' links")
     ui.add_argument("--host", default="127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--port", type=int, help="default 5000, or a free port when 5000 is taken")
     ui.add_argument("--task", help="this task's runs only (default: every task in the store)")
     ui.add_argument(
         "--no-browser", action="store_true", help="print the links, open no browser window"
@@ -297,6 +303,20 @@ def _add_query_commands(sub: Any) -> None:
     doctor.add_argument("--task", action="append", help="tasks whose data must be found")
     doctor.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
     doctor.add_argument("--storage", help="Optuna storage (default sqlite:///ROOT/optuna.db)")
+    doctor.add_argument(
+        "--learn",
+        action="store_true",
+        help="does this recipe learn here? train one small teacher and one annotate-only "
+        "student on the seed labels, each against the trivial baseline (minutes on a CPU)",
+    )
+    doctor.add_argument(
+        "--seed-labels", type=int, default=100, metavar="N", help="labels to learn from (100)"
+    )
+    doctor.add_argument("--preset", choices=sorted(PRESETS), help="training recipe")
+    for option in ("teacher", "student"):
+        doctor.add_argument(f"--{option}", help=f"{option} model (the recipe's default)")
+        doctor.add_argument(f"--{option}-epochs", type=int)
+        doctor.add_argument(f"--{option}-lr", type=float)
     _add_task_options(doctor)
     _add_store_options(doctor)
 

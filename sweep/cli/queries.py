@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +15,7 @@ from sweep import config
 from sweep.tables import format_table
 
 if TYPE_CHECKING:
-    from sweep.decide.frontier import Shape
-    from sweep.tracking.results import TrialRow
+    pass
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -74,22 +72,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def warm_start_shape(task: str, rows: Sequence[TrialRow], uri: str) -> Shape:
-    """The curve shape of a finished task, for `sweep plan --warm-start`."""
-    from sweep.decide import frontier
-    from sweep.tracking.results import priced_like, usual_pricing
-
-    # A shape needs one curve, so one pricing: the one most of TASK's trials had.
-    rows = priced_like(rows, *usual_pricing(rows))[0]
-    try:
-        return frontier.fit_shape(rows, task)
-    except frontier.NotEnoughTrials as exc:
-        raise ValueError(f"--warm-start {task!r} in {uri}: {exc}") from None
-
-
 def cmd_frontier(args: argparse.Namespace) -> int:
     from sweep.decide import frontier, plots
-    from sweep.tracking.results import finished_trials
+    from sweep.tracking.results import finished_trials, learned_rows
 
     for budget in args.budgets:
         if not budget > 0:
@@ -108,11 +93,18 @@ def cmd_frontier(args: argparse.Namespace) -> int:
         if args.sweep is None or r.sweep in args.sweep
     ]
     options = {"seed_labels": args.seed_labels, "pool_cap": args.max_unlabelled}
+    learned = learned_rows(rows)  # the curve is fitted to what learned
+    if len(learned) < len(rows):
+        print(
+            f"sweep frontier: left out {len(rows) - len(learned)} of {len(rows)} trials of "
+            f"{args.task} that do not beat their trivial baseline beyond noise",
+            file=sys.stderr,
+        )
     try:
-        model = frontier.fit(rows, args.task, **options)
+        model = frontier.fit(learned, args.task, **options)
         recs = [frontier.recommend(model, b) for b in args.budgets]
         check = (
-            frontier.holdout(rows, args.task, args.holdout_budget, **options)
+            frontier.holdout(learned, args.task, args.holdout_budget, **options)
             if args.holdout_budget is not None
             else None
         )
@@ -249,9 +241,44 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             for n in names
         ),
     ]
+    if args.learn:
+        if not args.task:
+            raise ValueError("--learn needs --task T: the task whose recipe is checked.")
+        for name in names:
+            cfg = _learn_config(args, name)
+            checks += doctor.check_learning(get_task(name, extra), cfg)
+    elif args.task:
+        names_shown = " ".join(f"--task {n}" for n in names)
+        print(
+            f"does this recipe learn here? `sweep doctor {names_shown} --learn` trains two models"
+        )
     print(doctor.format_checks(checks))
     failed = [c for c in checks if c.failed]
     if failed:
         print(f"sweep doctor: {len(failed)} check(s) failed: {failed[0].name}", file=sys.stderr)
         return 1
     return 0
+
+
+def _learn_config(args: argparse.Namespace, task: str) -> Any:
+    """The TrialConfig `sweep doctor --learn` trains with: the recipe (preset and the
+    model options given), the seed labels and nothing bought (all of a token budget is
+    compute, which the check does not meter)."""
+    from objectives.tasks import load_task_file
+    from objectives.trial_config import trial_config
+    from sweep.cli.options import choose_preset
+
+    if args.seed_labels < 1:
+        raise ValueError(f"`seed_labels >= 1` must hold, but got --seed-labels {args.seed_labels}.")
+    files = {load_task_file(f).name: str(Path(f).resolve()) for f in args.task_file or []}
+    recipe = ("teacher", "student", "teacher_epochs", "student_epochs", "teacher_lr", "student_lr")
+    fields: dict[str, Any] = {
+        "task": task,
+        "budget_usd": 0.01,
+        "compute_fraction": 1.0,
+        "n_seed_labels": args.seed_labels,
+        "data_dir": args.data_dir,
+        **({"task_file": files[task]} if task in files else {}),
+        **{k: getattr(args, k) for k in recipe if getattr(args, k) is not None},
+    }
+    return trial_config(fields, choose_preset(args.preset))

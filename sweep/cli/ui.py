@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import webbrowser
+from typing import Any
 
 from sweep.tracking.mlflow_store import Tracker, runs_url
 
 READY_TIMEOUT_S = 60.0
+DEFAULT_PORT = 5000  # MLflow's own; another free one when it is taken and --port was not given
 
 
 def server_url(host: str, port: int) -> str:
@@ -52,8 +57,73 @@ def wait_until_ready(base_url: str, server: subprocess.Popen[bytes]) -> bool:
     return False
 
 
-def serve(tracker: Tracker, host: str, port: int, task: str | None, open_browser: bool) -> int:
-    """Run the MLflow server until it exits or Ctrl-C; print (and open) the runs' links."""
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on `host:port` now: bound as uvicorn binds
+    (SO_REUSEADDR), so a port only in TIME_WAIT counts as free and one listened on does not."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            return False
+    return True
+
+
+def choose_port(host: str, port: int | None) -> int:
+    """The port to serve on, found before anything is printed: `port` when it is free (a
+    taken one is a one-line error), else DEFAULT_PORT, else any free port."""
+    try:
+        if port is not None:
+            if not 0 < port < 65536:
+                raise ValueError(f"--port must be within 1..65535, but got --port {port}.")
+            if not port_free(host, port):
+                raise ValueError(
+                    f"--port {port} is taken on {host} (another server listens there); "
+                    "choose another --port, or leave it out for a free one."
+                )
+            return port
+        if port_free(host, DEFAULT_PORT):
+            return DEFAULT_PORT
+        family = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family) as probe:
+            probe.bind((host, 0))
+            return int(probe.getsockname()[1])
+    except socket.gaierror:
+        raise ValueError(
+            f"--host {host!r} is not an address of this machine; e.g. 127.0.0.1 (this machine "
+            "only) or 0.0.0.0 (every interface)."
+        ) from None
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop the server and every process it started (`mlflow server` runs uvicorn as a
+    child): they share a process group of their own."""
+    for signum, wait_s in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(server.pid, signum)
+        except ProcessLookupError:  # the group is gone
+            return
+        try:
+            server.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(
+    tracker: Tracker, host: str, port: int | None, task: str | None, open_browser: bool
+) -> int:
+    """Run the MLflow server until it exits, Ctrl-C or SIGTERM (which stop its children
+    too); print (and open) the runs' links. A port that is taken is found before anything
+    is printed; a server that exits before it answers is an error, not a success."""
+    asked, port = port, choose_port(host, port)
     base = server_url(host, port)
     urls = runs_urls(tracker, base, task)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -61,16 +131,34 @@ def serve(tracker: Tracker, host: str, port: int, task: str | None, open_browser
         *(sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracker.tracking_uri),
         *("--host", host, "--port", str(port), "--workers", "1"),
     ]
-    print(f"MLflow UI on http://{host}:{port} (Ctrl-C stops it)", flush=True)
+    moved = f"{DEFAULT_PORT} is taken; " if asked is None and port != DEFAULT_PORT else ""
+    print(f"MLflow UI on http://{host}:{port} ({moved}Ctrl-C stops it)", flush=True)
     for name, url in urls.items():
         print(f"  {name} runs: {url}", flush=True)
-    server = subprocess.Popen(command, env=env)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+    # A group of its own: a terminal's Ctrl-C reaches this process alone, which then stops
+    # the whole group (`stop`), SIGTERM likewise, so no server child keeps the port.
+    server = subprocess.Popen(command, env=env, start_new_session=True)
     try:
-        if urls and open_browser and display_at_hand() and wait_until_ready(base, server):
+        if not wait_until_ready(base, server):
+            code = server.poll()
+            stop(server)
+            why = (
+                f"its server exited with code {code}; see its lines above"
+                if code is not None
+                else f"its server did not answer within {READY_TIMEOUT_S:g} s"
+            )
+            raise ValueError(f"the MLflow UI did not start on {base} ({why}).")
+        if urls and open_browser and display_at_hand():
             webbrowser.open(next(iter(urls.values())))
         return server.wait()
     except KeyboardInterrupt:
-        server.terminate()
-        server.wait(timeout=20)
-        print("MLflow UI stopped")
+        stop(server)
+        print("MLflow UI stopped", flush=True)
         return 0
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        if server.poll() is None:
+            stop(server)

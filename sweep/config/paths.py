@@ -22,8 +22,9 @@ def store_path(uri: str) -> Path | None:
     return Path(uri) if "://" not in uri else None
 
 
-def check_writable(uri: str, what: str) -> None:
-    """Refuse a store whose file could not be created or written, before anything is."""
+def check_writable(uri: str, what: str, shown: str | None = None) -> None:
+    """Refuse a store whose file could not be created or written, before anything is; the
+    error names the option `what` with its value `shown` (`uri` unless given)."""
     path = store_path(uri)
     if path is None:
         return
@@ -36,8 +37,8 @@ def check_writable(uri: str, what: str) -> None:
         or (path.exists() and not os.access(path, os.W_OK))
     ):
         raise ValueError(
-            f"{what} {uri!r} is not writable ({folder} is not a writable folder); choose a "
-            "folder you can write to."
+            f"{what} {shown or uri!r} is not writable ({folder} is not a writable folder); "
+            "choose a folder you can write to."
         )
 
 

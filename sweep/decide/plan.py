@@ -1,22 +1,22 @@
-"""The cheap path to "what split at budget B": pilot trials much smaller than the ones they
-stand for, the learning curve of `sweep.decide.frontier` fitted to them, and more pilots where the
-recommendation is least certain, until its interval is narrow or the spending cap is hit.
+"""`sweep plan`: "what share of B should buy compute?" answered from what is known, then
+improved by pilots only where a pilot is worth its price.
+
+1. The prior's answer, free: every share of B becomes the task's own (L labels, U distilled
+   examples) through its known prices, and is scored by every hypothesis that the measured
+   landscapes give (`sweep.decide.prior`); the answer is the share with the best expected
+   score, with a predictive interval.
+2. Pilots by value of information: each candidate pilot (annotation only at a few label
+   counts; a small teacher distilling a small pool) is scored by the expected drop in regret
+   its result would bring (one step ahead, over the hypotheses), in points of score, and by
+   its price in the same points (what its dollars would have bought as part of B). The best
+   pilot runs only if it gains more than it costs; the plan may stop with zero pilots.
+3. The decision's price, in the meter that prices B: each pilot's compute as its row records
+   it, and labels beyond the seed labels unless the answer buys at least as many (then they
+   are part of the answer). The sweep ledger's real dollars are reported beside it.
 
 A pilot is a point of the paper's grid (L labels, all bought; U unlabelled examples), so it
-runs through the same path as `sweep grid`. What makes pilots cheap:
-- annotation-only pilots (U = 0) train no teacher: they trace the label curve up to the
-  labels that B would buy;
-- distillation pilots use small teachers (few labels) and small unlabelled pools, sized
-  from the compute prices to fit the spending cap; a teacher serves every pilot with the
-  same L and soft labels extend by prefix (the stage cache), so the first round reuses
-  two teachers for four pilots;
-- each later round spends on one pilot on the recommended share's labels, as much
-  unlabelled data as the cap still affords, so that the curve's extrapolation in U shrinks;
-- a warm start (`PlanSettings.shape`, a finished task's alpha and w) leaves fewer parameters
-  to fit: one teacher, five pilots and 30 % of the cap in the first round.
-Spending is read from the runner's rows (`sweep_spent_usd`, the sweep ledger): the runner
-knows what the cache saved, the planner does not guess. Stand-in objectives spend nothing
-real; their pilots are charged their allocation's compute (`compute_spent_usd`).
+runs through the same path as `sweep grid`; a teacher serves every later pilot with the same
+L (the stage cache), so a second pilot on one teacher is priced without it.
 """
 
 from __future__ import annotations
@@ -28,17 +28,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from objectives.budget import CostModel
-from sweep.decide import frontier
-from sweep.tracking.results import TrialRow
-from sweep.tracking.schema import trial_spent_usd
+from sweep.decide import prior
+from sweep.tracking.results import TrialRow, learned_rows, nothing_learned_note
 
-FIRST_ROUND_SHARE = 0.6  # of the spending cap: the rest refines where the interval is widest
-SHAPED_FIRST_ROUND_SHARE = 0.3  # a warm start's shape needs fewer and smaller pilots
-ANNOTATION_PILOTS = 4
-SHAPED_ANNOTATION_PILOTS = 3  # with a warm start's shape: the label curve's level and slope
-SMALLEST_LABELS = 16  # a teacher or student on fewer labels tells nothing about larger ones
 SMALLEST_POOL = 16  # unlabelled examples: a smaller pool measures no distillation
-PROBE_UNLABELLED = (32, 128)  # distillation pilots before any price is known
+ANNOTATION_CANDIDATES = 6  # label counts an annotation pilot may take, log-spaced
+TEACHER_CANDIDATES = 3  # label counts a pilot's teacher may take
+POOL_CANDIDATES = 6  # pool sizes a distillation pilot may take
 
 
 @dataclass(frozen=True)
@@ -57,18 +53,17 @@ class PlanSettings:
     seed_labels: int
     usd_per_label: float
     max_spend_usd: float
-    cost: CostModel | None = None  # compute prices known in advance (the paper meter's)
+    cost: CostModel  # compute prices in the meter that prices B
     pool_cap: int | None = None  # most unlabelled examples the task has
     label_cap: int | None = None  # most labels a pilot can buy: the training split's rows
-    fraction_width: float = 0.2  # stop when the share's 90 % interval is this narrow
-    max_rounds: int = 5
-    ceiling: bool = True  # cap distilled students by their teacher's curve
-    effective_data: bool = True  # distilled examples may count as w labels each
-    refine: bool = True  # rounds after the first
-    shape: frontier.Shape | None = None  # a finished task's curve shape (warm start)
+    noise_sd: float = 0.02  # what one run's score varies by, the hypotheses' misfit included
+    max_pilots: int = 12
+    landscapes: tuple[prior.Known, ...] | None = None  # None: the shipped ones
+    pilots: bool = True  # False: the prior's answer only (`--pilots 0`)
+    first_pairs: bool = False  # also weigh two first pilots together (see `_designs`)
 
     def __post_init__(self) -> None:
-        for name in ("budget_usd", "usd_per_label", "max_spend_usd"):
+        for name in ("budget_usd", "usd_per_label", "max_spend_usd", "noise_sd"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"`{name} > 0` must hold, but got {name}={value!r}.")
@@ -79,50 +74,48 @@ class PlanSettings:
                 f"`max_unlabelled >= {SMALLEST_POOL}` must hold for a plan (a smaller pool "
                 f"measures no distillation), but got max_unlabelled={self.pool_cap!r}."
             )
-        if self.label_cap is not None and self.label_cap < self.smallest_labels:
-            raise ValueError(
-                f"the training split's {self.label_cap} rows are fewer than the "
-                f"{self.smallest_labels} labels of the smallest pilot."
-            )
 
     @property
-    def smallest_labels(self) -> int:
-        """The fewest labels a pilot's teacher or student trains on."""
-        return max(self.seed_labels, SMALLEST_LABELS)
+    def setting(self) -> prior.Setting:
+        return prior.Setting(
+            self.budget_usd, self.seed_labels, self.usd_per_label, self.cost, self.pool_cap
+        )
 
     @property
-    def labels_at_zero(self) -> int:
-        """What annotation only buys: the seed labels plus B's worth of new ones."""
-        return self.seed_labels + math.floor(self.budget_usd / self.usd_per_label + 1e-9)
-
-    def affordable_labels(self, n_labels: int) -> int:
-        """`n_labels`, or as many as a pilot can have (beyond them the curve extrapolates)."""
-        return n_labels if self.label_cap is None else min(n_labels, self.label_cap)
+    def known(self) -> tuple[prior.Known, ...]:
+        return self.landscapes if self.landscapes is not None else prior.shipped()
 
 
 @dataclass(frozen=True)
-class Round:
-    pilots: tuple[Pilot, ...]
-    spent_usd: float  # the plan's total after this round
-    recommendation: frontier.Recommendation | None
-    why_no_fit: str = ""
+class Step:
+    """One pilot: why it ran, what it scored and what the plan had spent after it."""
+
+    pilot: Pilot
+    gain_points: float  # expected drop in regret, points of score
+    price_usd: float  # its expected price in B's meter
+    worth_usd: float  # what the gain is worth at the answer's dollar value
+    row: TrialRow | None  # None: it failed or the cap stopped it
+    spent_usd: float
 
 
 @dataclass(frozen=True)
 class Plan:
     settings: PlanSettings
-    rounds: tuple[Round, ...]
+    prior_answer: prior.Answer
+    steps: tuple[Step, ...]
+    answer: prior.Answer
     reused: int  # finished trials of the task the plan started from
     stopped_because: str
-    model: frontier.LearningCurve | None = field(default=None, compare=False)
+    compute_usd: float  # pilots' compute in B's meter
+    label_usd: float  # pilots' labels beyond the seed that the answer does not buy
+    ledger_usd: float  # the sweep ledger: what the pilots really spent
+    nothing_learned: str = ""  # why no share is recommended: no trial beat its trivial baseline
+    weights: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
     @property
     def spent_usd(self) -> float:
-        return self.rounds[-1].spent_usd if self.rounds else 0.0
-
-    @property
-    def recommendation(self) -> frontier.Recommendation | None:
-        return self.rounds[-1].recommendation if self.rounds else None
+        """The decision's price in B's meter."""
+        return self.compute_usd + self.label_usd
 
 
 @dataclass(frozen=True)
@@ -135,276 +128,237 @@ class Ran:
 
 
 # run(pilots, allowance, left): each pilot may spend at most `allowance` on its teacher and
-# distillation (its grid allowance: within the cap even where prices were guessed), and the
-# runner starts no pilot that could take the round's real spending over `left` (what is left
-# of the cap; a pilot's own student training counts there).
+# distillation, and the runner starts no pilot that could take the real spending over `left`.
 Runner = Callable[[Sequence[Pilot], float, float], Ran]
 
 
-# --- designing pilots ----------------------------------------------------------------------
+def label_charge_usd(s: PlanSettings, rows: Sequence[TrialRow], answer_labels: int) -> float:
+    """Labels the pilots bought beyond the seed labels and beyond what the answer buys: a
+    label the answer buys anyway is part of the answer, not of the decision."""
+    most = max((r.n_labels_used for r in rows), default=0)
+    return max(0, most - max(s.seed_labels, answer_labels)) * s.usd_per_label
 
 
-def _geometric(low: int, high: int, n: int) -> list[int]:
-    return sorted({round(v) for v in np.geomspace(max(low, 1), max(high, low, 1), n)})
+def candidates(s: PlanSettings, ans: prior.Answer, trained: set[int]) -> list[Pilot]:
+    """Annotation pilots up to what annotation only buys; small teachers (from the seed
+    labels up to the answer's labels) distilling pools up to what the cap affords."""
+    at_zero = s.seed_labels + math.floor(s.budget_usd / s.usd_per_label + 1e-9)
+    top = min(at_zero, s.label_cap or at_zero)
+    low = max(s.seed_labels, 1)
+    pilots = [Pilot(n, 0) for n in prior.log_spaced(low, top, ANNOTATION_CANDIDATES)]
+    teachers = prior.log_spaced(low, min(top, max(low, ans.n_labelled)), TEACHER_CANDIDATES)
+    for n in teachers:
+        teacher = 0.0 if n in trained else s.cost.teacher_usd(n)
+        most = s.cost.unlabelled_for(s.max_spend_usd - teacher)
+        most = min(most, s.pool_cap or most)
+        if most >= SMALLEST_POOL:
+            sizes = prior.log_spaced(SMALLEST_POOL, most, POOL_CANDIDATES)
+            pilots += [Pilot(n, u) for u in sizes if u >= SMALLEST_POOL]
+    return pilots
 
 
-def first_round(s: PlanSettings, cost: CostModel | None) -> list[Pilot]:
-    """Two small teachers (one when the cap cannot pay for two, or with a warm start's
-    shape), two pool sizes each, and annotation pilots up to what B buys: enough trials for a
-    first fit."""
-    low = s.smallest_labels
-    high = max(s.affordable_labels(s.labels_at_zero), low)
-    teachers = _geometric(low, round(math.sqrt(low * high)), 1 if s.shape else 2)
-    if cost is None:  # a probe: one teacher, two small pools, until prices are fitted
-        teachers, sizes = teachers[:1], list(PROBE_UNLABELLED)
-    else:
-        share = (SHAPED_FIRST_ROUND_SHARE if s.shape else FIRST_ROUND_SHARE) * s.max_spend_usd
-        while len(teachers) > 1 and sum(cost.teacher_usd(n) for n in teachers) > 0.7 * share:
-            teachers.pop()
-        teachers_usd = sum(cost.teacher_usd(n) for n in teachers)
-        # Two sizes, U and U/4, per teacher: 1.25 U of distillation each.
-        per_example = 1.25 * len(teachers) * cost.d_usd_per_1k_unlabelled / 1000
-        largest = (share - teachers_usd) / per_example
-        if largest < 4 * SMALLEST_POOL:  # the share buys no pool worth running: the cap does
-            largest = (s.max_spend_usd - teachers_usd) / per_example
-        sizes = [max(1, math.floor(largest / 4)), max(2, math.floor(largest))]
-    if s.pool_cap is not None and sizes[-1] > s.pool_cap:  # two sizes still, under the cap
-        sizes = sorted({max(SMALLEST_POOL, s.pool_cap // 4), s.pool_cap})
-    distil = [Pilot(n, u) for n in teachers for u in sizes]
-    # Annotation pilots train no teacher: they make up the trials a fit needs.
-    at_least, trials = (
-        (SHAPED_ANNOTATION_PILOTS, frontier.SHAPED_MIN_TRIALS)
-        if s.shape
-        else (ANNOTATION_PILOTS, frontier.MIN_TRIALS)
-    )
-    n_annotation = max(at_least, trials - len(distil))
-    return [Pilot(n, 0) for n in _geometric(low, high, n_annotation)] + distil
+def price_usd(s: PlanSettings, p: Pilot, trained: set[int], bought: int) -> float:
+    """A pilot's price in B's meter at worst: its teacher (unless one on the same labels is
+    cached) and distillation, and every label beyond the seed labels and those bought
+    already (the answer may buy them later, and then they are refunded to the decision,
+    but the cap must hold whatever the answer becomes)."""
+    compute = 0.0
+    if p.n_unlabelled:
+        compute = s.cost.distillation_usd(p.n_unlabelled)
+        compute += 0.0 if p.n_labels in trained else s.cost.teacher_usd(p.n_labels)
+    return compute + max(0, p.n_labels - max(s.seed_labels, bought)) * s.usd_per_label
 
 
-def unaffordable(s: PlanSettings, cost: CostModel | None) -> str:
-    """Why no distillation pilot fits the cap at known prices; empty when one does."""
-    if cost is None:
-        return ""
-    least = cost.usd(s.smallest_labels, SMALLEST_POOL)
-    if least <= s.max_spend_usd:
-        return ""
-    return (
-        f"the cheapest distillation pilot (a teacher on {s.smallest_labels} labels, "
-        f"{SMALLEST_POOL} examples distilled) costs ${least:.2f}, more than the cap of "
-        f"${s.max_spend_usd:.2f}: no pilot can measure distillation; raise --max-spend"
-    )
+def _observations(known: Sequence[prior.Known], rows: Sequence[TrialRow]) -> prior.Array:
+    labelled = np.array([float(r.n_labels_used) for r in rows])
+    unlabelled = np.array([float(r.n_unlabelled) for r in rows])
+    return prior.raw_scores(known, labelled, unlabelled)
 
 
-def _snap(n_labels: int, known: Sequence[int]) -> int:
-    """A teacher already trained on about as many labels (within 30 %) serves again."""
-    near = [k for k in known if abs(k - n_labels) <= 0.3 * n_labels]
-    return min(near, key=lambda k: abs(k - n_labels)) if near else n_labels
-
-
-def next_pilot(
+def _state(
     s: PlanSettings,
     rows: Sequence[TrialRow],
-    rec: frontier.Recommendation | None,
-    cost: CostModel,
-    left_usd: float,
-) -> Pilot | None:
-    """The pilot that narrows the recommendation most for the money left, or None."""
-    trained = sorted({r.n_labels_used for r in rows if r.n_unlabelled > 0})
-    if rec is None:  # no fit yet: a larger pool at the smallest teacher is the cheapest news
-        labels = trained[0] if trained else s.smallest_labels
-        measured = max((r.n_unlabelled for r in rows if r.n_labels_used == labels), default=0)
-        target = 2 * int(measured) or PROBE_UNLABELLED[-1]
-    elif rec.n_unlabelled > 0:  # measure toward the recommended point
-        labels, target = _snap(s.affordable_labels(rec.n_labels), trained), rec.n_unlabelled
-    else:  # annotation only: is any distillation worth it at the interval's upper share?
-        if rec.fraction_interval[1] <= 0:
-            return None
-        labels, target = _snap(_labels_at(s, rec.fraction_interval[1]), trained), 10**9
-    if labels not in trained and trained and cost.teacher_usd(labels) >= left_usd:
-        labels = min(trained, key=lambda k: abs(k - labels))  # the nearest teacher we have
-    teacher = 0.0 if labels in trained else cost.teacher_usd(labels)
-    per_1k = cost.d_usd_per_1k_unlabelled
-    affordable = math.floor(max(0.0, left_usd - teacher) / per_1k * 1000)
-    size = min(target, affordable, s.pool_cap or affordable)
-    measured = max((r.n_unlabelled for r in rows if r.n_labels_used == labels), default=0)
-    if size < max(16, 1.5 * measured):  # no new information for the money left
-        return None
-    return Pilot(labels, int(size))
+    raw_shares: prior.Array,
+    buys: tuple[prior.Array, prior.Array],
+) -> tuple[prior.Posterior, prior.Answer]:
+    """The posterior given the trials that learned something (a constant predictor's score is
+    the data set's floor, not a point of the task's landscape), and its answer."""
+    rows = learned_rows(rows)
+    observed = np.array([r.score for r in rows])
+    post = prior.posterior(_observations(s.known, rows), observed, s.noise_sd)
+    return post, prior.answer(post, raw_shares, *buys)
 
 
-def _labels_at(s: PlanSettings, fraction: float) -> int:
-    bought = math.floor((1 - fraction) * s.budget_usd / s.usd_per_label + 1e-9)
-    return s.affordable_labels(s.seed_labels + bought)
+def _designs(
+    s: PlanSettings, rows: Sequence[TrialRow], ans: prior.Answer, spent_usd: float
+) -> list[tuple[tuple[Pilot, ...], float]]:
+    """Affordable designs and their prices: one new pilot each; with `first_pairs`, while
+    fewer than two observations exist, also the cheapest pilot paired with each other one.
+    (A lone first score fixes only the level, which the prior leaves free, so one step ahead
+    no lone first pilot shows any worth and a plan from scratch answers from the prior. Pairs
+    can show worth, but on the paper's grids they misled the answer: bench/README.md.)"""
+    trained = {r.n_labels_used for r in rows if r.n_unlabelled}
+    bought = max((r.n_labels_used for r in rows), default=0)
+    seen = {(r.n_labels_used, int(r.n_unlabelled)) for r in rows}
+    left = s.max_spend_usd - spent_usd
+    singles = [
+        (p, price_usd(s, p, trained, bought))
+        for p in candidates(s, ans, trained)
+        if (p.n_labels, p.n_unlabelled) not in seen
+    ]
+    designs: list[tuple[tuple[Pilot, ...], float]] = [
+        ((p,), usd) for p, usd in singles if usd <= left
+    ]
+    if s.first_pairs and len(rows) < 2 and singles:
+        anchor, anchor_usd = min(singles, key=lambda x: x[1])
+        designs += [
+            ((anchor, p), anchor_usd + usd)
+            for p, usd in singles
+            if p != anchor and anchor_usd + usd <= left
+        ]
+    return designs
 
 
-# --- the loop ------------------------------------------------------------------------------
-
-
-def _curve(
-    s: PlanSettings, rows: Sequence[TrialRow], shape: frontier.Shape | None
-) -> frontier.LearningCurve:
-    return frontier.fit(
-        rows,
-        s.task,
-        seed_labels=s.seed_labels,
-        pool_cap=s.pool_cap,
-        ceiling=s.ceiling,
-        effective_data=s.effective_data,
-        shape=shape,
+def _best_design(
+    s: PlanSettings,
+    rows: Sequence[TrialRow],
+    post: prior.Posterior,
+    ans: prior.Answer,
+    raw_shares: prior.Array,
+    spent_usd: float,
+) -> tuple[tuple[Pilot, ...], float, float, float] | str:
+    """(pilots, gain, price, worth) of the design with the best net value, or why none runs."""
+    designs = _designs(s, rows, ans, spent_usd)
+    if not designs:
+        return f"the ${s.max_spend_usd - spent_usd:.2f} left of the cap buys no new pilot"
+    raws = [
+        prior.raw_scores(
+            s.known,
+            np.array([float(p.n_labels) for p in pilots]),
+            np.array([float(p.n_unlabelled) for p in pilots]),
+        )
+        for pilots, _ in designs
+    ]
+    learned = learned_rows(rows)
+    observed = np.array([r.score for r in learned])
+    gains = prior.expected_gain(
+        (_observations(s.known, learned), observed), raws, raw_shares, s.noise_sd
     )
-
-
-def _fit(
-    s: PlanSettings, rows: Sequence[TrialRow]
-) -> tuple[frontier.LearningCurve | None, frontier.Recommendation | None, str]:
-    """The curve and its recommendation. A warm start's shape is a prior: once the task's
-    own trials carry a curve of their own, the shape stays only while it predicts the
-    left-out trials at least as well."""
-    try:
-        model = _curve(s, rows, s.shape)
-    except frontier.NotEnoughTrials as exc:
-        return None, None, str(exc)
-    if s.shape is not None:
-        try:
-            own = _curve(s, rows, None)
-            model = own if own.held_out.mae < model.held_out.mae else model
-        except frontier.NotEnoughTrials:
-            pass
-    return model, frontier.recommend(model, s.budget_usd), ""
-
-
-def _narrow(s: PlanSettings, rec: frontier.Recommendation) -> bool:
-    f_low, f_high = rec.fraction_interval
-    return f_high - f_low <= s.fraction_width
-
-
-def _prices(s: PlanSettings, model: frontier.LearningCurve | None) -> CostModel | None:
-    """Known prices first: pilots at one or two label counts cannot separate a teacher's
-    fixed cost from its cost per label."""
-    if s.cost is not None or model is None:
-        return s.cost
-    c = model.costs
-    return CostModel(c.teacher_usd, c.usd_per_labelled * 1000, c.usd_per_unlabelled * 1000)
-
-
-def _allowance(pilots: Sequence[Pilot], left_usd: float, cost: CostModel | None) -> float:
-    """Each distillation pilot's compute allowance: an even share of what is left, but at
-    known prices no less than each teacher's smallest pilot needs with its teacher (less
-    would run that pilot without distillation). The runner's cap bounds the round."""
-    distilling = [p for p in pilots if p.n_unlabelled]
-    even = left_usd / (len(distilling) or 1)
-    if cost is None or not distilling:
-        return even
-    # Each teacher's smallest pilot with its teacher; the largest of those is what is needed.
-    need = max(
-        cost.usd(n, min(p.n_unlabelled for p in distilling if p.n_labels == n))
-        for n in {p.n_labels for p in distilling}
-    )
-    return min(left_usd, max(even, need + 1e-6))
-
-
-def plan_spent_usd(row: TrialRow) -> float:
-    """The sweep ledger; a stand-in objective spends nothing real, so its pilots are charged
-    what the allocation's compute would cost (as a sweep's `--max-spend` counts them)."""
-    return trial_spent_usd(
-        {"sweep_spent_usd": row.sweep_spent_usd, "compute_spent_usd": row.compute_spent_usd}
-    )
+    rate = prior.points_per_usd(post, s.known, s.setting)
+    net = gains - rate * np.array([usd for _, usd in designs])
+    pick = int(np.argmax(net))
+    pilots, usd = designs[pick]
+    worth = gains[pick] / rate if rate > 0 else math.inf
+    if net[pick] <= 0 or gains[pick] <= 1e-5:
+        where = " and ".join(f"L={p.n_labels} U={p.n_unlabelled}" for p in pilots)
+        return (
+            f"no pilot is worth its price (the best, {where}, would cut the expected regret "
+            f"by {100 * gains[pick]:.2f} points, worth ${min(worth, 1e9):.2f}, for ${usd:.2f})"
+        )
+    return pilots, float(gains[pick]), usd, worth
 
 
 def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
-    """Run pilots until the recommendation at `s.budget_usd` is narrow, the cap is spent or
-    no pilot adds information; each round's recommendation is kept (the benchmark reads
-    when it first came within a point of the best)."""
+    """The prior's answer, then pilots while one is worth its price (at most `max_pilots`,
+    within `max_spend_usd`), then the answer from every observation."""
     rows = list(known)
-    rounds: list[Round] = []
-    model, rec, why = _fit(s, rows) if rows else (None, None, "no trials yet")
-    spent = 0.0
-    stopped = ""
-    if rec is None:
-        stopped = unaffordable(s, s.cost)
-        pilots = [] if stopped else first_round(s, s.cost)
-    elif _narrow(s, rec):
-        pilots, stopped = [], "the stored trials already give a narrow interval"
-        rounds.append(Round((), spent, rec))
-    else:
-        prices = _prices(s, model)
-        pilot = next_pilot(s, rows, rec, prices, s.max_spend_usd) if prices else None
-        pilots = [pilot] if pilot else []
-        if not pilots:
-            rounds.append(Round((), spent, rec))
-    while pilots:
-        left = s.max_spend_usd - spent
-        ran = run(pilots, _allowance(pilots, left, _prices(s, model)), left)
-        new = list(ran.rows)
-        spent += sum(plan_spent_usd(r) for r in new) + ran.failed_usd
-        rows += new
-        model, rec, why = _fit(s, rows)
-        rounds.append(Round(tuple(pilots), spent, rec, why))
-        if rec is not None and _narrow(s, rec):
-            stopped = "the recommendation's interval is narrow"
+    buys = s.setting.buys()
+    raw_shares = prior.raw_scores(s.known, *buys)
+    first = prior.answer(
+        prior.posterior(_observations(s.known, []), np.array([]), s.noise_sd), raw_shares, *buys
+    )
+    post, ans = _state(s, rows, raw_shares, buys)
+    steps: list[Step] = []
+    spent = ledger = 0.0
+    stopped = "--pilots 0: the prior's answer only" if not s.pilots else ""
+    while not stopped:
+        if len(steps) >= s.max_pilots:
+            stopped = f"{s.max_pilots} pilots run (the most a plan runs)"
             break
-        cut = (
-            f"round {len(rounds)} finished {len(new)} of its {len(pilots)} pilots (the "
-            "spending cap stopped it, or pilots failed)"
-            if len(new) < len(pilots)
-            else ""
-        )
-        prices = _prices(s, model)
-        if not s.refine or len(rounds) >= s.max_rounds or prices is None:
-            stopped = "refinement off" if not s.refine else cut or "the last round was run"
+        # Labels pilots bought count against the cap at their worst (the answer may buy
+        # them later): the cap holds whatever the answer becomes.
+        committed = spent + label_charge_usd(s, rows[len(known) :], 0)
+        best = _best_design(s, rows, post, ans, raw_shares, committed)
+        if isinstance(best, str):
+            stopped = best
             break
-        pilot = next_pilot(s, rows, rec, prices, s.max_spend_usd - spent)
-        if pilot is None:
-            stopped = "the money left buys no informative pilot"
-            break
-        pilots = [pilot]
-    return Plan(s, tuple(rounds), len(known), stopped or "nothing to run", model)
+        pilots, gain, usd, worth = best
+        for pilot in pilots:
+            compute = s.cost.usd(pilot.n_labels, pilot.n_unlabelled) if pilot.n_unlabelled else 0.0
+            ran = run([pilot], compute + 1e-6, s.max_spend_usd - committed)  # > 0: a grid's rule
+            ledger += ran.failed_usd + sum(r.sweep_spent_usd for r in ran.rows)
+            spent += sum(r.compute_spent_usd for r in ran.rows)
+            rows += ran.rows
+            committed = spent + label_charge_usd(s, rows[len(known) :], 0)
+            row = ran.rows[0] if ran.rows else None
+            share = len(pilots)
+            steps.append(Step(pilot, gain / share, usd / share, worth / share, row, spent))
+            if row is None:
+                stopped = f"the pilot L={pilot.n_labels} U={pilot.n_unlabelled} did not finish"
+                break
+        post, ans = _state(s, rows, raw_shares, buys)
+    pilots_rows = rows[len(known) :]
+    top = np.argsort(post.weights)[::-1][:3]
+    labels = prior.names(s.known)
+    return Plan(
+        settings=s,
+        prior_answer=first,
+        steps=tuple(steps),
+        answer=ans,
+        reused=len(known),
+        stopped_because=stopped,
+        compute_usd=spent,
+        label_usd=label_charge_usd(s, pilots_rows, ans.n_labelled),
+        ledger_usd=ledger,
+        nothing_learned=nothing_learned_note(s.task, rows)
+        if rows and not learned_rows(rows)
+        else "",
+        weights=tuple((labels[i], float(post.weights[i])) for i in top),
+    )
 
 
-def _interval_text(low: float, high: float, digits: int) -> str:
-    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+def _answer_text(a: prior.Answer, s: PlanSettings) -> str:
+    low, high = a.fraction_interval
+    score = (
+        f"predicted score {a.score:.4f} [{a.score_interval[0]:.4f}, {a.score_interval[1]:.4f}]"
+        " (90 % predictive: one full-size run)"
+        if a.scored
+        else "no score predicted until a trial of the task has run (its level is unknown)"
+    )
+    return (
+        f"spend {100 * a.compute_fraction:.1f} % of ${s.budget_usd:g} on compute (the "
+        f"hypotheses' best shares, 90 %: {low:.2f} to {high:.2f}): {a.n_labelled} labels, "
+        f"{a.n_unlabelled} unlabelled examples distilled; {score}; expected regret "
+        f"{100 * a.expected_regret:.2f} points"
+    )
 
 
 def format_plan(p: Plan) -> str:
-    """What `sweep plan` prints: each round, then the answer and what deciding cost."""
+    """What `sweep plan` prints, in order: the prior's answer, each pilot and why it was
+    worth its price, the final answer, and the dollars spent deciding."""
     s = p.settings
-    lines = [f"plan for {s.task} at B=${s.budget_usd:g} with {s.seed_labels} seed labels"]
+    names = ", ".join(k.name for k in s.known)
+    lines = [
+        f"plan for {s.task} at B=${s.budget_usd:g} with {s.seed_labels} seed labels",
+        f"prior (landscapes {names}; no pilot): {_answer_text(p.prior_answer, s)}",
+    ]
     if p.reused:
-        lines.append(f"  started from {p.reused} finished trials of the task in the store")
-    if s.shape is not None:
+        lines.append(f"  with the {p.reused} finished trials of the task in the store")
+    for n, step in enumerate(p.steps, start=1):
+        x = step.pilot
+        got = f"scored {step.row.score:.4f}" if step.row else "did not finish"
         lines.append(
-            f"  warm start: the curve's shape from {s.shape.task}'s {s.shape.n_trials} trials "
-            f"(alpha {s.shape.alpha:.3g}, a distilled example worth {s.shape.w:.3g} labels)"
-            + ("; alpha is at the end of its range: a doubtful prior" if s.shape.at_edge else "")
+            f"  pilot {n}: L={x.n_labels} U={x.n_unlabelled}, ${step.price_usd:.2f}: expected to "
+            f"cut the regret by {100 * step.gain_points:.2f} points (worth ${step.worth_usd:.2f}"
+            f"); {got}"
         )
-        model = p.model
-        if model is not None and (model.curve.alpha, model.curve.w) != (s.shape.alpha, s.shape.w):
-            lines.append(
-                f"  the task's own {model.n_trials} trials predict better without that shape:"
-                " it was dropped"
-            )
-    for n, r in enumerate((r for r in p.rounds if r.pilots), start=1):
-        points = ", ".join(f"L={x.n_labels} U={x.n_unlabelled}" for x in r.pilots)
-        lines.append(f"  round {n}: {len(r.pilots)} pilots ({points}); spent ${r.spent_usd:.2f}")
-    rec = p.recommendation
-    if rec is None:
-        why = p.rounds[-1].why_no_fit if p.rounds else p.stopped_because
-        lines.append(f"no recommendation: {why}")
-        if p.rounds:
-            lines.append(f"spent deciding: ${p.spent_usd:.2f}; stopped: {p.stopped_because}")
-        return "\n".join(lines)
     lines += [
-        f"recommended: spend {100 * rec.compute_fraction:.1f} % of ${s.budget_usd:g} on compute "
-        f"(90 % interval {_interval_text(*rec.fraction_interval, 2)} of the budget): "
-        f"{rec.n_new_labels} new labels, {rec.n_unlabelled} unlabelled examples distilled",
-        f"predicted score {rec.score:.4f} {_interval_text(*rec.score_interval, 4)}"
-        + ("" if rec.inside else f"; extrapolated ({rec.why_outside})"),
-        *(
-            []
-            if rec.fraction_interval[0] <= rec.compute_fraction <= rec.fraction_interval[1]
-            else ["unstable: the fit's best share lies outside its own bootstrap interval"]
-        ),
-        f"spent deciding: ${p.spent_usd:.2f} of compute ({100 * p.spent_usd / s.budget_usd:.1f} % "
-        f"of the budget; cap ${s.max_spend_usd:.2f}); stopped: {p.stopped_because}",
+        f"answer: {p.nothing_learned}"
+        if p.nothing_learned
+        else f"answer: {_answer_text(p.answer, s)}",
+        f"spent deciding: ${p.spent_usd:.2f} ({100 * p.spent_usd / s.budget_usd:.1f} % of the "
+        f"budget: ${p.compute_usd:.2f} compute, ${p.label_usd:.2f} labels the answer does not "
+        f"buy; cap ${s.max_spend_usd:.2f}); sweep ledger ${p.ledger_usd:.2f}; stopped: "
+        f"{p.stopped_because}",
     ]
     return "\n".join(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -15,30 +16,60 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sweep.decide.frontier import LearningCurve, recommend
-from sweep.tracking.results import TrialRow, pareto_set
+from sweep.tracking.results import TrialRow, learned_nothing, pareto_set
 
 STRATEGY_COLOURS = {"annotate": "tab:blue", "mixed": "tab:purple", "distill": "tab:red"}
+
+
+def interval_errors(rows: Sequence[TrialRow]) -> np.ndarray:
+    """Each trial's error bar, (below, above) its score: its 90 % interval where it has one
+    (bootstrap over dev rows, widened to every seed's score), else the sd over its seeds."""
+    below = [r.score - r.score_low if r.score_low is not None else r.score_std for r in rows]
+    above = [r.score_high - r.score if r.score_high is not None else r.score_std for r in rows]
+    errors: np.ndarray = np.maximum(np.array([below, above], dtype=float), 0.0)
+    return errors
+
+
+def trivial_lines(ax: Any, rows: Sequence[TrialRow]) -> None:
+    """The trivial predictor's dev score as a horizontal line (one per distinct score)."""
+    known = {
+        (round(r.trivial_score, 4), r.trivial_predictor)
+        for r in rows
+        if r.trivial_score is not None
+    }
+    for k, (score, predictor) in enumerate(sorted(known)):
+        ax.axhline(
+            score,
+            color="grey",
+            linestyle="--",
+            linewidth=1,
+            label=f"trivial: {predictor or 'baseline'}" if k < 3 else None,
+        )
 
 
 def score_vs_fraction(rows: Sequence[TrialRow], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for strategy, colour in STRATEGY_COLOURS.items():
-        chosen = [r for r in rows if r.strategy == strategy]
-        if chosen:
+        for nothing in (False, True):  # a trial that learned nothing: an open marker
+            chosen = [r for r in rows if r.strategy == strategy and learned_nothing(r) is nothing]
+            if not chosen:
+                continue
             ax.errorbar(
                 [r.compute_fraction for r in chosen],
                 [r.score for r in chosen],
-                yerr=[r.score_std for r in chosen],
+                yerr=interval_errors(chosen),
                 fmt="o",
                 color=colour,
-                label=strategy,
+                markerfacecolor="none" if nothing else colour,
+                label=f"{strategy} (learned nothing)" if nothing else strategy,
                 capsize=3,
                 alpha=0.85,
             )
+    trivial_lines(ax, rows)
     budgets = sorted({r.budget_usd for r in rows})
     ax.set_title(f"{rows[0].task}: score against compute share (budgets {budgets})")
     ax.set_xlabel("compute fraction of the budget")
-    ax.set_ylabel("student dev score (mean ± sd over seeds)")
+    ax.set_ylabel("student dev score (90 % interval)")
     ax.set_xlim(-0.03, 1.03)
     ax.grid(alpha=0.3)
     ax.legend(title="strategy")
@@ -159,7 +190,16 @@ def frontier(
         color="grey",
         alpha=0.3,
     )
-    right.scatter([r.practitioner_usd for r in rows], [r.score for r in rows], s=16, label="trials")
+    right.errorbar(
+        [r.practitioner_usd for r in rows],
+        [r.score for r in rows],
+        yerr=interval_errors(rows),
+        fmt="o",
+        markersize=4,
+        capsize=2,
+        label="trials (90 % interval)",
+    )
+    trivial_lines(right, rows)
     right.set_xscale("log")
     right.set_xlabel("dollars spent (labels + compute), log scale")
     right.set_ylabel("student dev score")

@@ -25,6 +25,8 @@ from sweep.tracking.results import (
     best_trial,
     finished_trials,
     format_best,
+    learned_rows,
+    nothing_learned_note,
     pareto_set,
     rank_key,
 )
@@ -50,7 +52,8 @@ def _at_budget(rows: Sequence[TrialRow], budget_usd: float) -> list[TrialRow]:
 
 
 def _best_with_compute(best: BestAllocation, rows: Sequence[TrialRow]) -> TrialRow | None:
-    return best_trial(r for r in _at_budget(rows, best.budget_usd) if r.compute_fraction > 0.0)
+    at_budget = learned_rows(_at_budget(rows, best.budget_usd))
+    return best_trial(r for r in at_budget if r.compute_fraction > 0.0)
 
 
 def _versus(best: BestAllocation) -> str:
@@ -66,6 +69,8 @@ def budget_sentence(best: BestAllocation, rows: Sequence[TrialRow]) -> str:
     """The best split at one budget against annotate only, the answer first: the UI shows
     a description's first line until it is unfolded."""
     head = f"**B = ${best.budget_usd:g}:"
+    if best.nothing_learned:
+        return f"{head} nothing learned at this budget with this recipe**: {_nothing(best)}."
     if best.compute_fraction == 0.0:
         other = _best_with_compute(best, rows)
         beside = (
@@ -77,6 +82,7 @@ def budget_sentence(best: BestAllocation, rows: Sequence[TrialRow]) -> str:
         return (
             f"{head} annotate only**, score {_score(best)}{beside}. It buys "
             f"{best.n_new_labels:,} labels to add to the {best.n_seed_labels:,} owned."
+            + (f" Note: {best.note}." if best.note else "")
         )
     base = annotate_only_baseline(best, _at_budget(rows, best.budget_usd))
     versus = (
@@ -89,12 +95,21 @@ def budget_sentence(best: BestAllocation, rows: Sequence[TrialRow]) -> str:
         f"{head} spend {percent(best.compute_fraction)} on compute**, score {_score(best)}"
         f"{versus}. The split ({best.strategy}) buys {best.n_new_labels:,} labels to add to "
         f"the {best.n_seed_labels:,} owned and distils {best.n_unlabelled:,.0f} unlabelled "
-        f"examples{bought}."
+        f"examples{bought}." + (f" Note: {best.note}." if best.note else "")
     )
 
 
+def _nothing(best: BestAllocation) -> str:
+    """Why no split is recommended: the note without its headline, which the sentence has."""
+    return best.note.removeprefix("nothing learned at this budget with this recipe: ")
+
+
 def range_sentence(task: str, rows: Sequence[TrialRow]) -> str:
-    """A sweep over budgets: its best trial and its cost/quality front, annotate only beside."""
+    """A sweep over budgets: its best trial and its cost/quality front, annotate only beside
+    (among the trials that learned something)."""
+    if not learned_rows(rows):
+        return f"**Budgets tried: {nothing_learned_note(task, rows)}**."
+    rows = learned_rows(rows)
     best = max(rows, key=rank_key)
     front = pareto_set(rows)
     low, high = min(r.budget_usd for r in rows), max(r.budget_usd for r in rows)
@@ -112,7 +127,11 @@ def range_sentence(task: str, rows: Sequence[TrialRow]) -> str:
 
 
 def grid_sentence(rows: Sequence[TrialRow]) -> str:
-    """The best point of a labelled x unlabelled grid, and the best without compute."""
+    """The best point of a labelled x unlabelled grid, and the best without compute (among
+    the points that learned something)."""
+    if not learned_rows(rows):
+        return f"**Grid: {nothing_learned_note(rows[0].task, rows)}**."
+    rows = learned_rows(rows)
     best = max(rows, key=rank_key)
     share = best.compute_spent_usd / best.practitioner_usd if best.practitioner_usd else 0.0
     text = (
@@ -162,8 +181,8 @@ def write_artifacts(
     with tempfile.TemporaryDirectory(prefix="doa-summary-") as tmp:
         out = Path(tmp)
         paths = plots.all_plots(rows, out)
-        try:
-            model = frontier.fit(rows, rows[0].task)
+        try:  # fitted to the trials that learned: a constant predictor is no curve point
+            model = frontier.fit(learned_rows(rows), rows[0].task)
             budgets = sorted({r.budget_usd for r in rows if not r.grid}) or list(model.budget_range)
             paths.append(plots.frontier(model, budgets, rows, out / f"{rows[0].task}_frontier.png"))
         except (frontier.NotEnoughTrials, ValueError) as exc:

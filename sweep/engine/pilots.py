@@ -9,10 +9,11 @@ import time
 from collections.abc import Sequence
 
 from sweep.config import SweepConfig
-from sweep.decide.plan import Pilot, Plan, PlanSettings, Ran, Runner, plan, plan_spent_usd
+from sweep.decide.plan import Pilot, Plan, PlanSettings, Ran, Runner, plan
 from sweep.engine.tuner import run_sweep
 from sweep.tracking.mlflow_store import Tracker
 from sweep.tracking.results import TrialRow, finished_trials
+from sweep.tracking.schema import trial_spent_usd
 
 
 def grid_blocks(pilots: Sequence[Pilot]) -> list[tuple[str, list[int], list[int]]]:
@@ -54,6 +55,13 @@ def pilot_sweep(
     )
 
 
+def _spent_usd(row: TrialRow) -> float:
+    """What a pilot really spent (the sweep ledger; a stand-in's allocated compute)."""
+    return trial_spent_usd(
+        {"sweep_spent_usd": row.sweep_spent_usd, "compute_spent_usd": row.compute_spent_usd}
+    )
+
+
 def pilot_runner(base: SweepConfig) -> Runner:
     """A `Runner` for `plan`: each round's pilots as grid sweeps named
     `TASK-plan-STAMP-rN<block>`; no sweep starts a pilot that could take the round over what
@@ -65,7 +73,7 @@ def pilot_runner(base: SweepConfig) -> Runner:
     def run(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> Ran:
         n, rows, failed_usd = next(rounds), list[TrialRow](), 0.0
         for kind, labels, unlabelled in grid_blocks(pilots):
-            spent = [plan_spent_usd(r) for r in rows]
+            spent = [_spent_usd(r) for r in rows]
             left_usd = cap_usd - sum(spent) - failed_usd
             if left_usd <= 0 or left_usd < max(spent, default=0.0):
                 break

@@ -77,8 +77,7 @@ class Tally:
     failed: int = 0
     best: float | None = None
     best_fraction: float | None = None
-    practitioner_usd: float = 0.0
-    spent_usd: float = 0.0
+    spent_usd: float = 0.0  # the sweep ledger: what deciding has really spent
 
     @classmethod
     def of(cls, finished: list[Any]) -> Tally:

@@ -18,6 +18,7 @@ from ray import tune
 from ray.tune import Callback
 from ray.tune.search import Searcher
 
+from objectives.baselines import degenerate_lines
 from sweep.engine.progress import HEARTBEAT_S, Tally, failure_reason, point_label, systematic
 from sweep.engine.refresher import refresher
 from sweep.engine.spend import SpendLedger
@@ -102,10 +103,18 @@ class Progress(Callback):
     """A line per finished or failed trial, and a heartbeat at least every HEARTBEAT_S while
     trials run."""
 
-    def __init__(self, total: int, study: Any, out: TextIO) -> None:
-        self.total, self.out = total, out
+    def __init__(
+        self,
+        total: int,
+        study: Any,
+        out: TextIO,
+        spent_usd: float = 0.0,
+        budget_of: Callable[[dict[str, Any]], float] | None = None,  # a trial's B (picklable)
+    ) -> None:
+        self.total, self.out, self.budget_of = total, out, budget_of
         done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         self.tally = Tally.of(done)
+        self.tally.spent_usd = spent_usd  # the sweep's spend so far (earlier rounds, drivers)
         self.running: dict[str, float] = {}  # trial id -> start time
         self.stage: dict[str, str] = {}  # trial id -> last stage it reported
         self.last_line_s = time.monotonic()
@@ -139,11 +148,19 @@ class Progress(Callback):
             return
         t = self.tally
         t.done += 1
-        t.practitioner_usd += float(result.get("practitioner_usd", 0.0))
-        t.spent_usd += float(result.get("sweep_spent_usd", 0.0))
+        t.spent_usd += trial_spent_usd(result)  # as the spending cap counts it
         if t.best is None or result["score"] > t.best:
             t.best, t.best_fraction = float(result["score"]), result["compute_fraction"]
-        self._line(f"trial {point_label(trial.config)} score={result['score']:.4f}")
+        # What this allocation costs, against its own budget: never a sum over trials.
+        allocation = f"${float(result.get('practitioner_usd', 0.0)):.2f}"
+        if self.budget_of is not None:
+            allocation += f" of B=${self.budget_of(trial.config):g}"
+        self._line(
+            f"trial {point_label(trial.config)} score={result['score']:.4f}, "
+            f"allocation {allocation}"
+        )
+        for line in degenerate_lines(result):  # a model that learned nothing, named
+            self._line(f"trial {point_label(trial.config)}: {line}")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **_: Any) -> None:
         self.running.pop(trial.trial_id, None)
@@ -153,10 +170,10 @@ class Progress(Callback):
     def _line(self, event: str) -> None:
         t = self.tally
         best = "-" if t.best is None else f"{t.best:.4f} at f={t.best_fraction:.2f}"
+        spent = f"{t.spent_usd:.2f}" if t.spent_usd >= 1 else f"{t.spent_usd:.4f}"
         print(
             f"[{t.done}/{self.total} done, {len(self.running)} running, {t.failed} failed] "
-            f"{event}; best {best}; practitioner ${t.practitioner_usd:.2f}, "
-            f"sweep spent ${t.spent_usd:.4f}",
+            f"{event}; best {best}; sweep spent ${spent} in all",
             file=self.out,
             flush=True,
         )

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import optuna
 from ray import tune
@@ -25,30 +25,31 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from cluster import check_reachable, ray_address
-from objectives.budget import Budget, allocate
-from objectives.meter import meter_cost_model
-from objectives.trial_config import trial_config
-from search_spaces import get_space
-from search_spaces.spaces import FIRST_SHARES, PAPER_FRACTIONS, SEARCHED_FIELDS
-from sweep.config import SweepConfig, check_writable, store_path
+from cluster import ray_address
+from sweep.config import SweepConfig
 from sweep.engine.progress import last_line, systematic
 from sweep.engine.ray_hooks import FailFast, Progress, SpendCap, SummaryRefresh
 from sweep.engine.raystart import (
     RayStart,
     check_cluster_fits,
-    cluster_profile,
-    resolve_auto,
     restore_sigterm,
     sigterm_as_interrupt,
     trial_resources,
 )
 from sweep.engine.refresher import settle
+from sweep.engine.search import NumberedSpace, first_points, make_sampler
 from sweep.engine.spend import SpendLedger
-from sweep.engine.trainable import Objective, base_fields, failed_usd_per_second, make_trainable
+from sweep.engine.trainable import (
+    Objective,
+    failed_usd_per_second,
+    make_trainable,
+    point_fields,
+)
+from sweep.engine.validation import validate
 from sweep.tracking.mlflow_store import Tracker
 from sweep.tracking.optuna_store import (
     MIXED_METRICS,
+    delete_study,
     objectives_of,
     optuna_storage,
     queue_missing_points,
@@ -56,50 +57,9 @@ from sweep.tracking.optuna_store import (
     study_exists,
     study_state,
 )
-from sweep.tracking.results import best_allocations
 from sweep.tracking.schema import trial_spent_usd
 
 logger = logging.getLogger(__name__)
-
-
-# --- validation before anything is written ---------------------------------------------
-
-
-def validate(cfg: SweepConfig) -> None:
-    """Everything that can be checked before a file is written, with one clear error."""
-    if cfg.mode.has_budget:  # a grid's points have theirs; SweepConfig checks its allowance
-        Budget(cfg.budget_usd)
-    base = trial_config(base_fields(cfg, 0.0, 0), cfg.preset)
-    spec = base.task_spec()
-    meter_cost_model(base.meter, spec, base.charge_student_training)  # --meter paper's needs
-    if cfg.mode.has_budget:
-        lowest = cfg.mode.lowest_budget_usd(cfg.budget_usd)
-        annotate = allocate(spec.name, lowest, 0.0, base.prices(spec), cfg.n_seed_labels)
-        if annotate.n_new_labels == 0:
-            raise ValueError(
-                f"budget_usd={lowest:g} buys no label at ${annotate.usd_per_label:g} per "
-                f"label for {spec.name!r}; a sweep needs a budget of at least one label."
-            )
-    if cfg.objective == "real":
-        from objectives.data import load_task_data
-
-        data = load_task_data(spec, base.data_dir)
-        labelled = cfg.mode.most_labels(cfg.n_seed_labels)
-        if labelled > len(data.train):
-            raise ValueError(
-                f"`labels <= train pool size` must hold, but {labelled} labels were asked "
-                f"for {spec.name!r}, whose pool has {len(data.train)} rows."
-            )
-    if cfg.objective == "replay":
-        from objectives.standins import ReplayTable
-
-        ReplayTable.from_csv(str(cfg.replay_table))
-    get_space(cfg.space_name)
-    check_writable(cfg.tracking, "--tracking-uri")
-    check_writable(cfg.optuna_storage, "--storage")
-    check_writable(str(Path(cfg.root).resolve() / "x"), "--root")
-    check_reachable(resolve_auto(ray_address(cfg.address)))
-    cluster_profile(cfg)  # refuses negative or zero resources before anything is written
 
 
 def objective_for(cfg: SweepConfig) -> Objective:
@@ -115,94 +75,6 @@ def objective_for(cfg: SweepConfig) -> Objective:
     from objectives.distill_or_annotate import run_trial
 
     return run_trial
-
-
-def make_sampler(cfg: SweepConfig, n_existing_trials: int) -> Any:
-    """The sampler, seeded past the trials already in the study: a resumed sweep does not
-    replay the startup configurations it already tried."""
-    seed = cfg.sampler_seed + n_existing_trials
-    grid = cfg.mode.optuna_grid()
-    if grid is not None:  # every point once, whatever sampler was named
-        return optuna.samplers.GridSampler(grid, seed=seed)
-    # The first shares are enqueued (`first_points`); a few random ones after them do the
-    # rest of the start-up (bench/search_efficiency.py: more only delayed the model).
-    startup = max(3, min(5, cfg.n_trials // 4))
-    pinned = {k: cfg.trial[k] for k in SEARCHED_FIELDS if k in cfg.trial}
-    if pinned:  # what the user fixed (`--temperature`) is not searched: Optuna's own pinning
-        # A value outside the searched range is the user's choice, not a mistake to repeat.
-        warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
-        return optuna.samplers.PartialFixedSampler(
-            pinned, _base_sampler(cfg, seed, startup - n_existing_trials)
-        )
-    return _base_sampler(cfg, seed, startup - n_existing_trials)
-
-
-def _base_sampler(cfg: SweepConfig, seed: int, n_startup_trials: int) -> Any:
-    n_startup_trials = max(0, n_startup_trials)
-    if cfg.sampler == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=n_startup_trials,
-            multivariate=True,
-            group=True,  # the space is conditional (temperature only when distilling)
-            constant_liar=True,  # concurrent trials do not all ask for the same point
-        )
-    if cfg.sampler == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
-    if cfg.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.GridSampler({"compute_fraction": list(PAPER_FRACTIONS)}, seed=seed)
-
-
-class NumberedSpace:
-    """The sweep's space plus the Optuna trial number in the config (a picklable callable,
-    since Tune checkpoints its searcher with pickle): what the mode suggests (a grid point,
-    a budget), then the named space unless the mode's point is whole."""
-
-    def __init__(self, cfg: SweepConfig) -> None:
-        self.name = cfg.space_name
-        self.mode = cfg.mode
-
-    def __call__(self, trial: Any) -> dict[str, Any]:
-        own = self.mode.suggest(trial)
-        point = own if own is not None else get_space(self.name)(trial)
-        return {**point, "optuna_trial_number": trial.number}
-
-
-def first_points(cfg: SweepConfig) -> list[dict[str, Any]]:
-    """Points a new sweep tries before the sampler chooses: annotate only, then the best
-    compute shares found on `cfg.warm_start` tasks (shares transfer across tasks better than
-    raw label counts do), then the other FIRST_SHARES; at most `cfg.n_trials` of them."""
-    if cfg.mode.first_point(0.0) is None or cfg.sampler == "grid":
-        return []
-    fractions: list[float] = [FIRST_SHARES[0]]
-    path = store_path(cfg.tracking)
-    store_exists = path is None or path.is_file()  # never create a store just to read it
-    for task in cfg.warm_start:
-        rows = _best_of(cfg.tracking, task) if store_exists else []
-        if not rows:
-            raise ValueError(
-                f"--warm-start {task!r}: no finished trials of that task in {cfg.tracking}; "
-                "name a task with a finished sweep (see `sweep best`)."
-            )
-        fractions += rows
-    fractions += FIRST_SHARES[1:]
-    out: list[dict[str, Any]] = []
-    # A distilling first point takes the configured temperature (the user's, else the task's
-    # measured recipe, else the preset's): the sampler has nothing better to go by yet.
-    temperature = trial_config(base_fields(cfg, 0.0, 0), cfg.preset).temperature
-    if cfg.space_name == "fraction_grid":  # a categorical space takes its own values only
-        fractions = [min(PAPER_FRACTIONS, key=lambda g: abs(g - f)) for f in fractions]
-    for fraction in list(dict.fromkeys(fractions))[: cfg.n_trials]:
-        params: dict[str, Any] = dict(cfg.mode.first_point(fraction) or {})
-        if fraction > 0 and cfg.space_name == "distill_or_annotate":
-            params["temperature"] = temperature
-        out.append(params)
-    return out
-
-
-def _best_of(tracking_uri: str, task: str) -> list[float]:
-    return [r.compute_fraction for r in best_allocations(tracking_uri, task)]
 
 
 @dataclass(frozen=True)
@@ -257,40 +129,107 @@ class _Session:
     complete: int
     out: TextIO
     ledger: SpendLedger
+    resume: bool = False
+    rounds: int = 0  # Tune rounds started; before the first, a new sweep keeps nothing
     failed: int = 0
     failures: list[str] = field(default_factory=list)
 
 
 def _open(cfg: SweepConfig, resume: bool, out: TextIO) -> _Session:
-    """The study and the parent run, new or resumed (stale trials recovered)."""
+    """The study and the parent run, new or resumed (stale trials recovered). A new sweep's
+    study is created first, by this driver or not at all, then its parent run; a start that
+    fails removes both (`_abandon`): no RUNNING parent, no study `--resume` cannot continue."""
     points = [] if resume else first_points(cfg)  # reads other tasks' results: before writing
     Path(cfg.root).mkdir(parents=True, exist_ok=True)
     tracker = Tracker(cfg.tracking)
     experiment_id = tracker.experiment_id(cfg.task)
-    parent = tracker.find_sweep_run(cfg.task, cfg.name) if resume else None
-    if parent is not None:
-        tracker.reopen(parent)
-    params = cfg.mode.sweep_params(cfg.to_dict())
-    parent = parent or tracker.start_sweep_run(cfg.task, cfg.name, params)
-    study, complete = study_state(cfg)
-    if not resume:
+    ledger = SpendLedger(cfg.max_spend_usd, failed_usd_per_second(cfg))
+    if resume:
+        return _reopen(cfg, tracker, experiment_id, out, ledger)
+    study, complete = study_state(cfg, new=True)
+    session = _Session(cfg, tracker, experiment_id, "", study, complete, out, ledger)
+    try:
         study.set_user_attr("sweep_config", cfg.to_dict())
         for params in points:
             study.enqueue_trial(params, skip_if_exists=True)
-    else:
-        killed = tracker.close_stale_runs(parent, cfg.task)
-        recovered = recover_stale_trials(study, tracker, cfg)
-        study, complete = study_state(cfg)
-        print(
-            f"resuming {cfg.name}: {complete} finished trials kept ({recovered} recovered), "
-            f"{killed} interrupted runs closed",
-            file=out,
-        )
-    ledger = SpendLedger(cfg.max_spend_usd, failed_usd_per_second(cfg))
+        params = cfg.mode.sweep_params(cfg.to_dict())
+        session.parent = tracker.start_sweep_run(cfg.task, cfg.name, params)
+    except BaseException:
+        _abandon(session)
+        raise
+    return session
+
+
+def _reopen(
+    cfg: SweepConfig, tracker: Any, experiment_id: str, out: TextIO, ledger: SpendLedger
+) -> _Session:
+    """A resumed sweep: stale runs closed and trials recovered, then its parent reopened."""
+    parent = tracker.find_sweep_run(cfg.task, cfg.name)
+    killed = tracker.close_stale_runs(parent, cfg.task) if parent else 0
+    study, _ = study_state(cfg)
+    recovered = recover_stale_trials(study, tracker, cfg)
+    study, complete = study_state(cfg)
+    print(
+        f"resuming {cfg.name}: {complete} finished trials kept ({recovered} recovered), "
+        f"{killed} interrupted runs closed",
+        file=out,
+    )
     # Failed and killed runs spent too (a failure logs its time's cost).
-    for run in tracker.trial_runs(task=cfg.task, sweep=cfg.name, status=None) if resume else []:
+    for run in tracker.trial_runs(task=cfg.task, sweep=cfg.name, status=None):
         ledger.record(trial_spent_usd(run.data.metrics))
-    return _Session(cfg, tracker, experiment_id, parent, study, complete, out, ledger)
+    if parent is not None:
+        tracker.reopen(parent)
+    else:
+        parent = tracker.start_sweep_run(cfg.task, cfg.name, cfg.mode.sweep_params(cfg.to_dict()))
+    return _Session(cfg, tracker, experiment_id, parent, study, complete, out, ledger, True)
+
+
+def _abandon(session: _Session) -> None:
+    """Undo a new sweep's start that failed before its first trial (a cluster that would
+    not take it, an interrupt): its parent run and study are removed, so that the same
+    command can simply be run again. Best effort: the original error is the one to show."""
+    try:
+        if session.parent:
+            session.tracker.delete(session.parent)
+        delete_study(session.cfg)
+    except Exception:
+        logger.warning("sweep %s: could not remove its failed start", session.cfg.name)
+
+
+def resume_command(cfg: SweepConfig) -> str:
+    """The command that continues `cfg`'s sweep, complete: run as printed from any folder
+    it finds the same stores (paths are absolute)."""
+    import shlex
+
+    words = ["sweep", "grid" if cfg.grid_labels else "run", "--name", cfg.name, "--resume"]
+    words += ["--storage", cfg.storage] if cfg.storage else ["--root", cfg.root]
+    if cfg.tracking_uri:
+        words += ["--tracking-uri", cfg.tracking_uri]
+    return shlex.join(words)
+
+
+def _stop(session: _Session, error: BaseException) -> NoReturn:
+    """A sweep stopped by Ctrl-C, SIGTERM or an error leaves nothing RUNNING: in-flight runs
+    are closed as KILLED and their Optuna trials failed (or completed, where the result had
+    been logged); the parent is KILLED (`--resume` opens it again). Raises."""
+    cfg = session.cfg
+    kept = session.rounds > 0 or session.resume
+    if not kept:
+        _abandon(session)
+    else:
+        session.tracker.close_stale_runs(session.parent, cfg.task)
+        recover_stale_trials(session.study, session.tracker, cfg)
+        session.tracker.end(session.parent, "KILLED")
+    if isinstance(error, KeyboardInterrupt):
+        raise KeyboardInterrupt(_interrupted(cfg, kept)) from None
+    raise error
+
+
+def _interrupted(cfg: SweepConfig, kept: bool) -> str:
+    """What an interrupted sweep says: how to go on, or that it left nothing."""
+    if kept:
+        return f"sweep {cfg.name!r} interrupted; continue it with `{resume_command(cfg)}`"
+    return f"sweep {cfg.name!r} interrupted before its first trial; nothing was kept"
 
 
 def _tuner(session: _Session, trainable: Any) -> Any:
@@ -325,12 +264,23 @@ def _tuner(session: _Session, trainable: Any) -> Any:
             verbose=0,
             callbacks=[
                 halt,
-                Progress(cfg.n_trials, study, session.out),
+                Progress(
+                    cfg.n_trials,
+                    study,
+                    session.out,
+                    session.ledger.spent_usd,
+                    partial(trial_budget_usd, cfg),
+                ),
                 # The answer in the MLflow descriptions and artifacts, kept current.
                 SummaryRefresh(cfg.tracking, cfg.task, cfg.name, session.parent),
             ],
         ),
     )
+
+
+def trial_budget_usd(cfg: SweepConfig, config: Mapping[str, Any]) -> float:
+    """A trial's budget B from its point: the sweep's, a searched one, or a grid point's."""
+    return float(point_fields(cfg, config, 0)["budget_usd"])
 
 
 def _close_failed_runs(session: _Session, results: list[Any]) -> None:
@@ -356,7 +306,6 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
     """Tune rounds until the trials are finished, replacing failed ones within an
     allowance; Ctrl-C or SIGTERM leaves nothing RUNNING."""
     cfg = session.cfg
-    previous_sigterm = sigterm_as_interrupt()
     try:
         ray_start.wait()
         # ray.init (in RayStart's thread) installs a C++ SIGTERM handler that aborts the
@@ -388,6 +337,7 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
                 )
                 break
             queue_missing_points(session.study, cfg)
+            session.rounds += 1
             grid = _tuner(session, trainable).fit()
             _close_failed_runs(session, [grid[i] for i in range(len(grid))])
             session.study, session.complete = study_state(cfg)
@@ -396,18 +346,9 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
             if session.ledger.stopped:
                 print(f"sweep {cfg.name}: {session.ledger.describe()}", file=session.out)
                 break
-    except KeyboardInterrupt:
-        # In-flight runs are closed as KILLED, and their Optuna trials failed (or completed,
-        # where the result had already been logged).
-        session.tracker.close_stale_runs(session.parent, cfg.task)
-        recover_stale_trials(session.study, session.tracker, cfg)
-        session.tracker.end(session.parent, "KILLED")  # `--resume` opens it again
-        raise KeyboardInterrupt(
-            f"sweep {cfg.name!r} interrupted; continue it with "
-            f"`sweep run --name {cfg.name} --resume`"
-        ) from None
+    except BaseException as error:
+        _stop(session, error)
     finally:
-        restore_sigterm(previous_sigterm)
         ray_start.end()  # beside the round's last summary refresh, which `settle` awaits
         settle(session.parent)
 
@@ -475,11 +416,18 @@ def run_sweep(
             "to continue it, or choose another --name."
         )
     _quiet()
-    ray_start = RayStart(ray_address(cfg.address))
+    previous_sigterm = sigterm_as_interrupt()  # from here on, SIGTERM cleans up as Ctrl-C
     try:
-        session = _open(cfg, resume, out or sys.stdout)
-    except BaseException:
-        ray_start.end()
-        raise
-    _run_rounds(session, objective or objective_for(cfg), ray_start)
-    return _summarise(session)
+        ray_start = RayStart(ray_address(cfg.address))
+        try:
+            session = _open(cfg, resume, out or sys.stdout)
+        except KeyboardInterrupt:
+            ray_start.end()
+            raise KeyboardInterrupt(_interrupted(cfg, resume)) from None
+        except BaseException:
+            ray_start.end()
+            raise
+        _run_rounds(session, objective or objective_for(cfg), ray_start)
+        return _summarise(session)
+    finally:
+        restore_sigterm(previous_sigterm)

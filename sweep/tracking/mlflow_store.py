@@ -32,7 +32,7 @@ from sweep.tracking.schema import (
     TAG_SWEEP,
     TAG_TASK,
 )
-from sweep.tracking.sqlite import fast_sqlite
+from sweep.tracking.sqlite import fast_sqlite, store_lock
 
 logger = logging.getLogger(__name__)
 # MLflow logs every schema migration of a new SQLite store at INFO; keep the console clean.
@@ -208,10 +208,14 @@ class Tracker:
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
-        seed_new_store(tracking_uri)
-        self.client = MlflowClient(tracking_uri=tracking_uri)
-        if tracking_uri.startswith("sqlite:"):
-            fast_sqlite(self.client._tracking_client.store.engine)
+        local = tracking_uri.startswith("sqlite:")
+        # One process at a time creates (or migrates) a new local store and its default
+        # experiment: sweeps started at once on a new root would otherwise race.
+        with store_lock(store_path(tracking_uri) if local else None):
+            seed_new_store(tracking_uri)
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            if local:  # the store (its engine) is made here, inside the lock
+                fast_sqlite(self.client._tracking_client.store.engine)
 
     def experiment_id(self, task: str) -> str:
         """The task's experiment, created (or, made by an older version, brought up to
@@ -338,6 +342,11 @@ class Tracker:
             t = tag_rows[start : start + _BATCH]
             if m or p or t:
                 retry(lambda m=m, p=p, t=t: self.client.log_batch(run_id, m, p, t))  # type: ignore[misc]
+
+    def delete(self, run_id: str) -> None:
+        """Remove a run that stands for nothing (a sweep that could not start); MLflow keeps
+        it as deleted, out of every search and of the UI."""
+        retry(lambda: self.client.delete_run(run_id))
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         retry(lambda: self.client.set_terminated(run_id, status))

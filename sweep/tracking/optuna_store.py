@@ -3,11 +3,12 @@ and recovery of trials a dead driver left RUNNING (used by `tuner`, `options` an
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from sweep.config import SweepConfig, store_path
 from sweep.tracking.schema import TAG_TRIAL_NUMBER
-from sweep.tracking.sqlite import fast_sqlite, new_sqlite
+from sweep.tracking.sqlite import fast_sqlite, new_sqlite, store_lock
 
 
 def optuna_storage(uri: str) -> Any:
@@ -16,13 +17,16 @@ def optuna_storage(uri: str) -> Any:
     import optuna
 
     if uri.startswith(("sqlite:", "postgresql", "mysql")):
-        path = store_path(uri)
-        if uri.startswith("sqlite:") and path and ":memory:" not in str(path) and not path.exists():
+        path = store_path(uri) if uri.startswith("sqlite:") else None
+        if path and ":memory:" not in str(path) and not path.exists():
             new_sqlite(path)  # its tables are then created in WAL mode: no fsync each
-        storage = optuna.storages.RDBStorage(
-            uri,
-            engine_kwargs={"connect_args": {"timeout": 60}} if uri.startswith("sqlite") else None,
-        )
+        # Its tables are created (or checked) by one process at a time: sweeps started at
+        # once on a new store would otherwise race to create them.
+        with store_lock(path):
+            storage = optuna.storages.RDBStorage(
+                uri,
+                engine_kwargs={"connect_args": {"timeout": 60}} if path else None,
+            )
         fast_sqlite(storage.engine)
         return storage
     from optuna.storages.journal import JournalFileBackend
@@ -37,21 +41,37 @@ def objectives_of(cfg: SweepConfig) -> tuple[list[str], list[str]]:
     return list(metrics), list(modes)
 
 
-def study_state(cfg: SweepConfig) -> tuple[Any, int]:
-    """The study (created if new) and its number of finished trials: complete, or pruned
-    (stopped early by the scheduler: they count toward --trials, as in Optuna and Tune)."""
+def study_state(cfg: SweepConfig, new: bool = False) -> tuple[Any, int]:
+    """The study and its number of finished trials: complete, or pruned (stopped early by
+    the scheduler: they count toward --trials, as in Optuna and Tune). With `new`, the study
+    is created by this call or not at all: a sweep of that name started meanwhile by another
+    process is a user error, not a study two drivers share."""
     import optuna
 
     modes = objectives_of(cfg)[1]
-    study = optuna.create_study(
-        storage=optuna_storage(cfg.optuna_storage),
-        study_name=cfg.name,
-        directions=["maximize" if m == "max" else "minimize" for m in modes],
-        load_if_exists=True,
-    )
+    try:
+        study = optuna.create_study(
+            storage=optuna_storage(cfg.optuna_storage),
+            study_name=cfg.name,
+            directions=["maximize" if m == "max" else "minimize" for m in modes],
+            load_if_exists=not new,
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        raise ValueError(
+            f"A sweep named {cfg.name!r} was started in {cfg.optuna_storage} a moment ago by "
+            "another process; pass --resume to continue it, or choose another --name."
+        ) from None
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     complete = len(study.get_trials(deepcopy=False, states=done))
     return study, complete
+
+
+def delete_study(cfg: SweepConfig) -> None:
+    """Remove a study this driver created and could not start (nothing half-written)."""
+    import optuna
+
+    with contextlib.suppress(KeyError):  # not created after all
+        optuna.delete_study(study_name=cfg.name, storage=optuna_storage(cfg.optuna_storage))
 
 
 def study_exists(name: str, storage: str) -> bool:

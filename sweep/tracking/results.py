@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from objectives.tasks import CLASSIFICATION_METRICS
 from objectives.trial_config import TrialResult
 from sweep.tables import format_table
 from sweep.tracking.mlflow_store import Tracker
@@ -63,6 +64,14 @@ class BestAllocation:
     # the score difference, and whether the two intervals do not overlap.
     vs_annotate_only: float | None = None
     beyond_noise: bool | None = None
+    # Against the trivial predictor on the same dev rows (None: not measured), whether no
+    # trial of the group beat it (then no split is recommended), and that in words.
+    trivial_score: float | None = None
+    margin: float | None = None
+    margin_low: float | None = None
+    margin_high: float | None = None
+    nothing_learned: bool = False
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +79,8 @@ class BestAllocation:
     @property
     def versus_annotate_only(self) -> str:
         """E.g. "+0.031 (beyond the interval)", "+0.004 (within noise)"."""
+        if self.nothing_learned:
+            return "nothing learned"
         if self.compute_fraction == 0.0:
             return "annotate-only is best"
         if self.vs_annotate_only is None:
@@ -81,6 +92,60 @@ class BestAllocation:
 
 
 _BEST_FIELDS = frozenset(f.name for f in fields(BestAllocation))
+
+
+def learned_nothing(row: TrialRow) -> bool:
+    """The trial's student did not beat its trivial baseline beyond noise, or gave every dev
+    row one prediction (in any seed); False where no baseline was measured."""
+    return "student" in row.degenerate.split(",")
+
+
+def learned_rows(rows: Iterable[TrialRow]) -> list[TrialRow]:
+    """The trials whose student learned something: the points a learning curve is fitted to
+    (a constant predictor's score is the floor the data set gives, not a point of the curve)."""
+    return [r for r in rows if not learned_nothing(r)]
+
+
+def one_class_note(rows: Sequence[TrialRow]) -> str:
+    """E.g. "4 of 6 trials predict one class (100 % of dev rows are 'paraphrase')"."""
+    constant = [r for r in rows if (r.top_prediction_share or 0.0) >= 1.0]
+    if not constant:
+        return ""
+    top, _ = Counter(r.top_prediction for r in constant).most_common(1)[0]
+    kind = "class" if constant[0].metric in CLASSIFICATION_METRICS else "output"
+    return (
+        f"{len(constant)} of {len(rows)} trials predict one {kind} (100 % of dev rows are {top!r})"
+    )
+
+
+def nothing_learned_note(task: str, rows: Sequence[TrialRow]) -> str:
+    """Why no split is recommended when no trial beat its trivial baseline."""
+    known = [r for r in rows if r.trivial_score is not None]
+    trivial = (
+        f" ({known[0].trivial_predictor}: {known[0].trivial_score:.4f})"
+        if known and known[0].trivial_score is not None
+        else ""
+    )
+    constant = one_class_note(rows)
+    return (
+        "nothing learned at this budget with this recipe: no trial beats its trivial "
+        f"baseline beyond noise{trivial}"
+        + (f"; {constant}" if constant else "")
+        + f"; see `sweep doctor --task {task} --learn`"
+    )
+
+
+def _group_note(task: str, rows: Sequence[TrialRow], learned: Sequence[TrialRow]) -> str:
+    if not learned:
+        return nothing_learned_note(task, rows)
+    if len(learned) == len(rows):
+        return ""
+    constant = one_class_note(rows)
+    return (
+        f"{len(rows) - len(learned)} of {len(rows)} trials learned nothing (they do not beat "
+        "their trivial baseline beyond noise; left out of the ranking)"
+        + (f"; {constant}" if constant else "")
+    )
 
 
 def rank_key(row: TrialRow) -> tuple[float, float]:
@@ -245,13 +310,22 @@ def best_of(
         if budget_usd is None or abs(row.budget_usd - budget_usd) < 1e-9:
             groups[(row.task, row.budget_usd, row.n_seed_labels)].append(row)
     out = []
-    for _, rows in sorted(groups.items()):  # the key is the best trial's own fields
-        best = max(rows, key=rank_key)
+    for (task, _, _), rows in sorted(groups.items()):  # the key is the best trial's fields
+        # A trial that learned nothing is never the answer: ranked only when none learned.
+        learned = learned_rows(rows)
+        best = max(learned or rows, key=rank_key)
         versus, beyond = _versus_annotate_only(best, rows)
+        if not learned and beyond is not None:
+            beyond = False  # a degenerate trial's advantage is never beyond noise
         shared = {k: getattr(best, k) for k in _BEST_FIELDS & _ROW_FIELDS}
         out.append(
             BestAllocation(
-                **shared, n_trials=len(rows), vs_annotate_only=versus, beyond_noise=beyond
+                **shared,
+                n_trials=len(rows),
+                vs_annotate_only=versus,
+                beyond_noise=beyond,
+                nothing_learned=not learned,
+                note=_group_note(task, rows, learned),
             )
         )
     return out
@@ -298,6 +372,7 @@ def format_best(rows: list[BestAllocation]) -> str:
         "score (± over seeds)",
         "90 % interval",
         "vs annotate-only",
+        "vs trivial [90 %]",
         "trials",
         "run id",
     )
@@ -306,8 +381,8 @@ def format_best(rows: list[BestAllocation]) -> str:
             r.task,
             f"${r.budget_usd:g}",
             str(r.n_seed_labels),
-            f"{r.compute_fraction:.3f}",
-            r.strategy,
+            "none" if r.nothing_learned else f"{r.compute_fraction:.3f}",
+            "nothing learned" if r.nothing_learned else r.strategy,
             str(r.n_new_labels),
             f"{r.n_unlabelled:.0f}",
             f"{r.device_hours:.4f}",
@@ -316,12 +391,21 @@ def format_best(rows: list[BestAllocation]) -> str:
             if r.score_low is None or r.score_high is None
             else f"[{r.score_low:.4f}, {r.score_high:.4f}]",
             r.versus_annotate_only,
+            _margin(r),
             str(r.n_trials),
             r.run_id,
         )
         for r in rows
     ]
-    return format_table(header, table)
+    notes = [f"{r.task} ${r.budget_usd:g}: {r.note}" for r in rows if r.note]
+    return "\n".join([format_table(header, table), *notes])
+
+
+def _margin(r: BestAllocation) -> str:
+    """The best trial's margin over its trivial baseline, e.g. "+0.052 [+0.010, +0.094]"."""
+    if r.margin is None or r.margin_low is None or r.margin_high is None:
+        return "-"
+    return f"{r.margin:+.3f} [{r.margin_low:+.3f}, {r.margin_high:+.3f}]"
 
 
 def format_grid(rows: list[Any]) -> str:

@@ -66,6 +66,25 @@ class TrialFigures:
     sweep_spent_usd: float = _measured("sum", 0.0)
     teacher_cache: str = _measured("join", "")
     soft_cache: str = _measured("join", "")
+    # Against the task's trivial predictor on the same dev rows (`objectives.baselines`):
+    # its score, each model's paired margin over it with the margin's 90 % interval (means
+    # over the seeds), its most frequent prediction and that prediction's share of the rows.
+    trivial_score: float | None = _measured("mean")
+    trivial_predictor: str = _measured("first", "")
+    margin: float | None = _measured("mean")
+    margin_low: float | None = _measured("mean")
+    margin_high: float | None = _measured("mean")
+    top_prediction: str = _measured("first", "")
+    top_prediction_share: float | None = _measured("mean")
+    teacher_margin: float | None = _measured("mean")
+    teacher_margin_low: float | None = _measured("mean")
+    teacher_margin_high: float | None = _measured("mean")
+    teacher_top_prediction: str = _measured("first", "")
+    teacher_top_prediction_share: float | None = _measured("mean")
+    # The models that learned nothing (did not beat the trivial predictor beyond noise, or
+    # gave every row one prediction) in any seed: "student", "teacher", "student,teacher".
+    # A tag; "" when both learned or no baseline was measured (stand-ins, older runs).
+    degenerate: str = _measured("join", "")
     # Over the seeds: the spread, and the score's 90 % interval (dev-row bootstrap, seeds).
     score_std: float = _spread(0.0)
     score_low: float | None = _spread(None)
@@ -110,8 +129,8 @@ def _combine(field: ResultField, values: Sequence[Any]) -> Any:
         return None
     if field.combine == "first":
         return present[0]
-    if field.combine == "join":
-        return ",".join(sorted(set(present)))
+    if field.combine == "join":  # a set of names: each seed's may be a list itself
+        return ",".join(sorted({part for v in present for part in str(v).split(",") if part}))
     total = sum(present) if field.combine == "sum" else statistics.fmean(present)
     return total * field.scale
 

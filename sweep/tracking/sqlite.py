@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -40,3 +43,31 @@ def new_sqlite(path: Any) -> None:
         connection.close()
     except (OSError, sqlite3.Error):  # the store's own error is the clearer one
         pass
+
+
+@contextmanager
+def store_lock(path: Path | None) -> Iterator[None]:
+    """Held while a local SQLite store is opened: the first process to open a new store
+    creates its tables (and stamps its schema version) alone, the others find it whole.
+    Without it, two sweeps started at once on an empty root both create the tables, and one
+    fails (`table ... already exists`, `UNIQUE constraint failed: alembic_version...`).
+
+    An advisory `flock` on `<store>.lock` beside it: it serialises processes on one machine,
+    as SQLite itself needs (docs/failures.md). Where the lock file cannot be made (a
+    read-only folder, no `fcntl`), the store is opened without it."""
+    if path is None or ":memory:" in str(path):
+        yield
+        return
+    try:
+        import fcntl
+
+        handle = open(path.with_name(f"{path.name}.lock"), "a")  # noqa: SIM115  (closed below)
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -39,6 +39,14 @@ def test_every_shared_task_loads_and_scores_its_gold_as_perfect(
         # gold paraphrase matches its own reference exactly.
         assert result.name == "ibleu"
         assert result.details["bleu"] == pytest.approx(1.0)
+    elif spec.metric == "squad_f1":
+        # SQuAD v1.1 gives no F1 to an answer that normalises to nothing (e.g. "The"), even
+        # against itself; exact match is still 1.
+        from objectives.metrics import normalize_answer
+
+        scorable = [bool(normalize_answer(e.target)) for e in data.dev]
+        assert result.value == pytest.approx(sum(scorable) / len(scorable))
+        assert result.details["exact_match"] == pytest.approx(1.0)
     else:
         assert result.name == spec.metric
         assert result.value == pytest.approx(1.0)

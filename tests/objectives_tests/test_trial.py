@@ -75,6 +75,16 @@ def test_contract_of_the_real_objective(tiny_task: Path, fraction: float) -> Non
     steps = [r for r in reports if r.get("phase") == student_loop and r["step"] > 0]
     assert steps and steps[-1]["step"] == steps[-1]["steps"]
     _check_money(result)
+    # Against the trivial predictor on the same dev rows: accuracy's paired margin is the
+    # difference of the two scores, inside its own interval.
+    assert result.trivial_score is not None and result.trivial_predictor.startswith("majority")
+    assert result.margin == pytest.approx(result.score - result.trivial_score)
+    assert result.margin_low is not None and result.margin_high is not None
+    assert result.margin_low <= result.margin <= result.margin_high
+    assert result.top_prediction in ("neg", "pos") and result.top_prediction_share is not None
+    learned = result.margin_low > 0 and result.top_prediction_share < 1
+    assert ("student" in result.degenerate.split(",")) is not learned
+    assert (result.teacher_margin is not None) is (result.teacher_score is not None)
     assert result.n_new_labels == math.floor((1 - fraction) * 12.0 / 0.1 + 1e-9)
     if fraction == 0.0:
         assert result.strategy == "annotate" and result.teacher_status == "not_needed"
@@ -133,6 +143,8 @@ def test_stage_cache_reuses_teacher_and_soft_labels(tiny_task: Path, tmp_path: P
     assert (warm.teacher_cache, warm.soft_cache) == ("hit", "hit")
     # Same scores, and the allocation ledger still charges the full standalone cost.
     assert warm.score == cold.score and warm.teacher_score == cold.teacher_score
+    # The teacher's dev predictions are cached with it: its margin needs no new pass.
+    assert warm.teacher_margin == cold.teacher_margin is not None
     assert warm.compute_spent_usd == pytest.approx(cold.compute_spent_usd)
     uncached, _ = _run(dataclasses.replace(cfg, cache_dir=None))
     assert uncached.score == cold.score

@@ -3,7 +3,13 @@ naming the value and what is valid, exit code 2, and nothing written."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -241,17 +247,6 @@ def test_an_unknown_task_in_a_query_names_the_valid_ones(
     for argv in (
         ["best", "--task", "fevr"],
         ["frontier", "--task", "fevr", "--budgets", "9"],
-        [
-            "plan",
-            "--task",
-            "fever",
-            "--budget",
-            "9",
-            "--warm-start",
-            "fevr",
-            "--objective",
-            "synthetic",
-        ],
     ):
         assert main([*argv, "--tracking-uri", uri]) == 2, argv
         err = capsys.readouterr().err.strip()
@@ -288,3 +283,92 @@ def test_address_auto_without_a_cluster_is_one_line(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--address 'auto' found no single Ray cluster" in err
     assert not root.exists()
+
+
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # the test reads stderr
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("listener", ["web server", "silent"])
+def test_an_address_where_ray_is_not_is_one_line(
+    tmp_path: Path, listener: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Something listens at --address, but not Ray: one line within seconds, nothing
+    written (Ray's own client would retry for minutes)."""
+    if listener == "web server":
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _QuietHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port, close = server.server_address[1], server.shutdown
+    else:  # accepts connections (the kernel does, from its backlog) and never answers
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port, close = silent.getsockname()[1], silent.close
+    root = tmp_path / "runs"
+    started = time.monotonic()
+    try:
+        assert main([*RUN, "--address", f"127.0.0.1:{port}", "--root", str(root)]) == 2
+    finally:
+        close()
+    assert time.monotonic() - started < 15
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"--address '127.0.0.1:{port}' is not a Ray cluster" in err
+    assert not root.exists()
+
+
+def test_a_task_file_whose_columns_are_missing_is_refused_by_the_stand_ins_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = _task(tmp_path, [json.dumps({"txt": "a", "y": "pos"})])
+    root = tmp_path / "runs"
+    argv = ["run", "--task-file", str(task), "--budget", "5", "--seed-labels", "1"]
+    argv += ["--trials", "2", "--objective", "synthetic", "--root", str(root)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "missing field 'text'" in err, err
+    assert not root.exists()
+
+
+def test_a_bad_trial_value_is_the_first_and_only_line() -> None:
+    """Refused before the recipe's notice is printed and before torch is imported."""
+    check = (
+        "import sys; from sweep.cli.main import main; code = main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(code)"
+    )
+    argv = [*TRIAL, "--compute-fraction", "1.5"]
+    done = subprocess.run(
+        [sys.executable, "-c", check, *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip() == (
+        "sweep: error: `0 <= compute_fraction <= 1` must hold, but got compute_fraction=1.5."
+    )
+
+
+def test_an_unknown_config_key_suggests_the_close_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text('task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\nseed_label = 3\n')
+    root = tmp_path / "runs"
+    assert main(["run", "--config", str(cfg), "--objective", "synthetic", "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Unknown key 'seed_label' in --config; did you mean 'seed_labels'?" in err, err
+    listed = err.split("valid keys: ", 1)[1].rstrip(".").split(", ")
+    assert "seed_labels" in listed and "command" not in listed and "config" not in listed
+    assert len(err.splitlines()) == 1 and not root.exists()
+
+
+def test_an_unwritable_root_is_named_as_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("a file where a folder should be")
+    root = tmp_path / "file" / "runs"  # (a read-only folder would not stop root: tests run as root)
+    assert main([*RUN, "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sweep: error: --root '{root}' is not writable"), err
+    assert "--tracking-uri" not in err and len(err.splitlines()) == 1

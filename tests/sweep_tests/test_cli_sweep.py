@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,20 @@ pytestmark = pytest.mark.usefixtures("ray_session")
 RUN = SWEEP_RUN
 
 
-def test_run_best_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_best_and_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = ["--root", str(tmp_path)]
     assert main([*RUN, "--trials", "4", *root]) == 0
+    out = capsys.readouterr().out
+    # Each trial's allocation against its own budget; the sweep's spend under one name.
+    assert "allocation $" in out and "of B=$300;" in out and "sweep spent $" in out
+    assert "practitioner $" not in out
+    # The printed next command works as printed, from another folder (`sweep` is `main`).
+    monkeypatch.chdir(tmp_path.parent)
+    printed = out.split("next: ", 1)[1].splitlines()[0]
+    assert main(shlex.split(printed)[1:]) == 0
+    assert "best f" in capsys.readouterr().out
     assert main([*RUN, "--trials", "3", "--budget", "100", *root]) == 0
     assert "3 trials finished" in capsys.readouterr().out
     assert main(["best", "--json", *root]) == 0

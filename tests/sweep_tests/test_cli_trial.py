@@ -41,10 +41,13 @@ def test_trial_prints_both_ledgers(tiny_task: Path, capsys: pytest.CaptureFixtur
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "allocation ledger" in out and "sweep ledger" in out and "72 bought" in out
+    # The trial against its trivial baseline, student and teacher each with their margin.
+    assert "trivial baseline (majority class" in out and out.count("margin over the") == 2
     assert main([*argv, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n_new_labels"] == 72 and result["compute_usd"] == pytest.approx(4.8)
     assert result["practitioner_usd"] <= 12
+    assert result["trivial_score"] is not None and result["margin_low"] is not None
 
 
 def test_trial_reads_a_config_file(

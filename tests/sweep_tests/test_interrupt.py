@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 from pathlib import Path
@@ -20,7 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_then_resume(tmp_path: Path, signum: int) -> None:
+def test_interrupt_then_resume(
+    tmp_path: Path, signum: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     argv = [
         *SWEEP_CLI,
         "--standin-work-seconds",
@@ -47,7 +50,16 @@ def test_interrupt_then_resume(tmp_path: Path, signum: int) -> None:
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "interrupted; continue it with `sweep run --name intr --resume`" in err
+    hint = err.split("interrupted; continue it with `", 1)[1].split("`", 1)[0]
+    assert shlex.split(hint) == [
+        "sweep",
+        "run",
+        "--name",
+        "intr",
+        "--resume",
+        "--root",
+        str(tmp_path.resolve()),
+    ]
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -62,7 +74,9 @@ def test_interrupt_then_resume(tmp_path: Path, signum: int) -> None:
     if signum == signal.SIGTERM:
         return  # SIGTERM becomes the same interrupt: the resume below is SIGINT's alone
 
-    assert main(["run", "--name", "intr", "--resume", "--root", str(tmp_path)]) == 0
+    # The hint, run as printed from another folder (`sweep` is `main`).
+    monkeypatch.chdir(tmp_path.parent)
+    assert main(shlex.split(hint)[1:]) == 0
     assert tracker.client.get_run(parent).info.status == "FINISHED"
     study = optuna.load_study(study_name="intr", storage=storage)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]

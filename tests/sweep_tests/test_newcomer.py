@@ -47,7 +47,9 @@ def test_a_sweep_with_the_default_root_from_another_folder(tmp_path: Path) -> No
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
         "artifacts",
         "mlflow.db",
+        "mlflow.db.lock",  # held while a process first opens the store (concurrent starts)
         "optuna.db",
+        "optuna.db.lock",
         "ray",
     ]
     report = _sweep_in(tmp_path, "report", "--task", "fever")

@@ -1,237 +1,197 @@
-"""The cheap path to a split (sweep/decide/plan.py): pilots designed within the cap, the teacher's
-ceiling in the frontier, reuse of stored trials, and `sweep plan` end to end."""
+"""`sweep plan` (sweep/decide/plan.py, sweep/decide/prior.py): the prior's answer from measured
+landscapes, pilots only where they are worth their price, the decision's own accounting, the
+leave-one-out rule, and the command end to end."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from objectives.budget import PAPER_COST_MODELS
-from objectives.standins import synthetic_trial
-from objectives.trial_config import TrialConfig
-from sweep.decide import frontier
-from sweep.decide.plan import Pilot, PlanSettings, Ran, first_round, format_plan, plan
+from objectives.standins import ReplayTable
+from objectives.trial_config import TrialConfig, TrialResult
+from sweep.decide import prior
+from sweep.decide.plan import (
+    Pilot,
+    PlanSettings,
+    Ran,
+    Runner,
+    format_plan,
+    label_charge_usd,
+    plan,
+)
 from sweep.tracking.results import TrialRow, row_from_result
 
 FEVER = PAPER_COST_MODELS["fever"]
 ROOT = Path(__file__).resolve().parents[2]
+LABELS = (100, 300, 1000, 3000, 10000)
+POOLS = (0, 10000, 100000)
 
 
-def _settings(**overrides: object) -> PlanSettings:
-    values: dict[str, object] = {
-        "task": "fever",
-        "budget_usd": 300.0,
-        "seed_labels": 100,
-        "usd_per_label": 0.129,
-        "max_spend_usd": 30.0,
-        "cost": FEVER,
-        "pool_cap": 100_000,
-    }
-    return PlanSettings(**{**values, **overrides})  # type: ignore[arg-type]
+def _grid(path: Path, score: object) -> prior.Known:
+    """A made-up landscape on the paper's grid, priced like FEVER."""
+    lines = ["labels,unlabelled,compute_usd,score"]
+    for n in LABELS:
+        for u in POOLS:
+            usd = FEVER.usd(n, u) if u else 0.0
+            lines.append(f"{n},{u},{usd:.4f},{score(n, u):.4f}")  # type: ignore[operator]
+    path.write_text("\n".join(lines) + "\n")
+    return prior.Known(path.stem, ReplayTable.from_csv(path))
 
 
-class SyntheticRunner:
-    """Pilots on the closed-form landscape, charged as the stage cache would: a teacher once
-    per label count."""
-
-    def __init__(self) -> None:
-        self.pilots: list[Pilot] = []
-        self.trained: set[int] = set()
-
-    def __call__(self, pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> Ran:
-        return Ran(tuple(self.rows(pilots, allowance_usd, cap_usd)))
-
-    def rows(
-        self, pilots: Sequence[Pilot], allowance_usd: float = math.inf, cap_usd: float = math.inf
-    ) -> list[TrialRow]:
-        rows = []
-        for p in pilots:
-            reused = p.n_labels in self.trained
-            cap = allowance_usd + (FEVER.teacher_usd(p.n_labels) if reused else 0.0)
-            full = FEVER.usd(p.n_labels, p.n_unlabelled) + 1e-6
-            allowance = min(full, cap) if p.n_unlabelled else 0.0
-            cfg = TrialConfig(
-                task="fever",
-                budget_usd=p.n_labels * 0.129 + allowance,
-                n_seed_labels=0,
-                compute_fraction=0.0,
-                n_labels=p.n_labels,
-                max_unlabelled=p.n_unlabelled or None,
-            )
-            result = synthetic_trial(cfg, cost=FEVER)
-            spent = result.compute_spent_usd
-            if p.n_unlabelled and reused:
-                spent -= FEVER.teacher_usd(p.n_labels)
-            if p.n_unlabelled:
-                self.trained.add(p.n_labels)
-            self.pilots.append(p)
-            rows.append(row_from_result(result, f"pilot-{len(self.pilots)}", spent))
-        return rows
+Worlds = tuple[prior.Known, prior.Known]
 
 
-def test_the_first_round_fits_the_cap_and_reaches_what_the_budget_buys() -> None:
-    s = _settings()
-    pilots = first_round(s, FEVER)
-    assert len(pilots) >= frontier.MIN_TRIALS
-    assert max(p.n_labels for p in pilots if not p.n_unlabelled) == s.labels_at_zero == 2425
-    teachers = {p.n_labels for p in pilots if p.n_unlabelled}
-    estimate = sum(FEVER.teacher_usd(n) for n in teachers) + sum(
-        FEVER.distillation_usd(p.n_unlabelled) for p in pilots
+@pytest.fixture
+def two_worlds(tmp_path: Path) -> Worlds:
+    """Labels matter (the best share is small) or distilled examples do (it is large)."""
+    labels = _grid(
+        tmp_path / "labels.csv",
+        lambda n, u: 0.5 + 0.12 * math.log10(n / 100) + (0.01 if u else 0.0),
     )
-    assert estimate <= 0.6 * s.max_spend_usd + 1e-6
-    assert len(teachers) == 2 and len({p.n_unlabelled for p in pilots}) == 3
+    pool = _grid(
+        tmp_path / "pool.csv",
+        lambda n, u: 0.5 + 0.01 * math.log10(n / 100) + 0.08 * math.log10(1 + u / 1000),
+    )
+    return labels, pool
 
 
-def test_pilots_stay_within_the_training_split_and_the_pool() -> None:
-    # The README's example on tests/data: B buys 2,425 labels, the split holds 1,000 rows,
-    # the recipe caps pools at 640 (two sizes still: one measures nothing about U).
-    s = _settings(label_cap=1000, pool_cap=640)
-    pilots = first_round(s, FEVER)
-    assert max(p.n_labels for p in pilots) == 1000
-    assert sorted({p.n_unlabelled for p in pilots if p.n_unlabelled}) == [160, 640]
-    with pytest.raises(ValueError, match="max_unlabelled >= 16"):
-        _settings(pool_cap=0)
-    with pytest.raises(ValueError, match="50 rows are fewer than the 100 labels"):
-        _settings(label_cap=50)
+def _settings(known: Sequence[prior.Known], **overrides: object) -> PlanSettings:
+    values: dict[str, object] = {
+        "task": "fever", "budget_usd": 300.0, "seed_labels": 100, "usd_per_label": 0.129,
+        "max_spend_usd": 30.0, "cost": FEVER, "pool_cap": 100000, "landscapes": tuple(known),
+    }  # fmt: skip
+    values.update(overrides)
+    return PlanSettings(**values)  # type: ignore[arg-type]
 
 
-def _full(fraction: float) -> float:
-    """A full-size trial at B = $300 on the closed-form landscape."""
-    return synthetic_trial(TrialConfig("fever", 300.0, 100, fraction), cost=FEVER).score
+def _row(truth: prior.Known, n: int, u: int, name: str = "") -> TrialRow:
+    """A pilot read off `truth`: its compute in B's meter, and a real ledger of 1 cent."""
+    usd = FEVER.usd(n, u) if u else 0.0
+    fields = {**_result_fields(n, u), "score": float(truth.table.score(n, u))}
+    result = TrialResult(**{**fields, "compute_spent_usd": usd, "sweep_spent_usd": 0.01})
+    return row_from_result(result, name or f"pilot-{n}-{u}", 0.01)
 
 
-def _best() -> float:
-    """The dense reference: the best full-size split at B = $300."""
-    return max(_full(f / 200) for f in range(201))
+def _result_fields(n: int, u: int) -> dict[str, object]:
+    from objectives.standins import replay_trial
+
+    table = ReplayTable.from_csv(prior.LANDSCAPES / "fever.csv")
+    cfg = TrialConfig(
+        task="fever", budget_usd=n * 0.129 + (FEVER.usd(n, u) + 1e-6 if u else 0.0),
+        n_seed_labels=0, compute_fraction=0.0, n_labels=n, max_unlabelled=u,
+    )  # fmt: skip
+    return replay_trial(cfg, table=table).to_dict()
 
 
-def test_a_plan_never_spends_more_than_its_cap_and_answers_near_the_best() -> None:
-    for cap in (10.0, 30.0):
-        runner = SyntheticRunner()
-        result = plan(runner, _settings(max_spend_usd=cap))
-        assert result.spent_usd <= cap + 1e-6
-        assert result.rounds and result.recommendation is not None
-    best, rec = _best(), result.recommendation
-    assert rec is not None and _full(rec.compute_fraction) >= best - 0.01
-    assert _full(0.0) < best - 0.03  # the answer is not the trivial annotate-only one
-    assert result.spent_usd <= 0.1 * 300
+def _runner(truth: prior.Known, ran: list[Pilot]) -> Runner:
+    def run(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> Ran:
+        ran.extend(pilots)
+        return Ran(tuple(_row(truth, p.n_labels, p.n_unlabelled) for p in pilots))
+
+    return run
 
 
-def test_a_warm_start_shape_needs_one_teacher_and_half_the_money() -> None:
-    # A finished task: the paper's grid on the same closed-form landscape.
-    grid = [Pilot(n, u) for n in (100, 500, 1000, 5000) for u in (0, 10_000, 100_000)]
-    shape = frontier.fit_shape(SyntheticRunner().rows(grid), "fever")
-    cold = plan(SyntheticRunner(), _settings())
-    warm = plan(SyntheticRunner(), _settings(shape=shape))
-    pilots = warm.rounds[0].pilots
-    assert len(pilots) == frontier.SHAPED_MIN_TRIALS < len(cold.rounds[0].pilots)
-    assert len({p.n_labels for p in pilots if p.n_unlabelled}) == 1
-    assert 0 < warm.spent_usd <= 0.6 * cold.spent_usd
-    rec = warm.recommendation
-    assert rec is not None and _full(rec.compute_fraction) >= _best() - 0.01
-    assert "warm start: the curve's shape from fever's 12 trials" in format_plan(warm)
-    # A shape whose exponent hit the end of its range (a log-linear task's) is flagged.
-    edge = frontier.Shape(0.1, 0.0, "loglinear", 12)
-    assert not shape.at_edge and edge.at_edge
-    doubtful = dataclasses.replace(warm, settings=dataclasses.replace(warm.settings, shape=edge))
-    assert "a doubtful prior" in format_plan(doubtful) and "doubtful" not in format_plan(warm)
-    # Once the task's own trials carry a curve, a shape that predicts them worse gives way.
-    own = SyntheticRunner().rows(grid)
-    dropped = plan(SyntheticRunner(), _settings(shape=edge, fraction_width=1.0), known=own)
-    assert dropped.model is not None and dropped.model.curve.alpha != edge.alpha
-    assert "it was dropped" in format_plan(dropped) and "dropped" not in format_plan(warm)
-    # Without the shape the same five pilots cannot carry a curve.
-    with pytest.raises(frontier.NotEnoughTrials, match="need at least 8 trials"):
-        frontier.fit(SyntheticRunner().rows(pilots), "fever")
-
-
-def test_a_cap_that_cannot_pay_one_teacher_runs_nothing_and_says_why() -> None:
-    runner = SyntheticRunner()
-    result = plan(runner, _settings(max_spend_usd=1.0))  # FEVER's teacher: $3.43 at 100
-    assert runner.pilots == [] and result.spent_usd == 0 and result.recommendation is None
+def test_the_first_answer_is_free_and_comes_from_the_prior(two_worlds: Worlds) -> None:
+    labels, _ = two_worlds
+    ran: list[Pilot] = []
+    result = plan(_runner(labels, ran), _settings(two_worlds, pilots=False))
+    assert ran == [] and result.spent_usd == 0 and result.steps == ()
+    assert result.answer == result.prior_answer
+    low, high = result.answer.fraction_interval
+    assert low <= result.answer.compute_fraction <= high
+    # Each world alone says where its own best share lies: few dollars of compute where
+    # labels matter, most of B where distilled examples do.
+    alone = [
+        plan(_runner(k, []), _settings([k], pilots=False)).answer.compute_fraction
+        for k in two_worlds
+    ]
+    assert alone[0] < 0.15 < 0.25 < alone[1]
     text = format_plan(result)
-    assert "costs $3.44, more than the cap of $1.00" in text and "raise --max-spend" in text
+    assert "prior (landscapes labels, pool; no pilot)" in text
+    assert "no score predicted until a trial of the task has run" in text
+    assert "stopped: --pilots 0" in text
 
 
-def test_a_teacher_dearer_than_an_even_share_of_the_cap_still_distils() -> None:
-    runner, allowances, rows = SyntheticRunner(), [], []
-
-    def recording(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> Ran:
-        allowances.append(allowance_usd)
-        rows.extend(runner.rows(pilots, allowance_usd, cap_usd))
-        return Ran(tuple(rows[-len(pilots) :]))
-
-    plan(recording, _settings(max_spend_usd=5.0, refine=False))  # two pilots: $2.50 each
-    assert FEVER.teacher_usd(100) < allowances[0] <= 5.0
-    assert any(r.n_unlabelled > 0 for r in rows)
-
-
-def test_a_round_the_cap_cut_short_ends_the_plan_and_says_so() -> None:
-    runner = SyntheticRunner()
-
-    def capped(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> Ran:
-        # The cap stopped the rest, after a third pilot failed having spent $1.50.
-        return Ran(tuple(runner.rows(pilots[:2], allowance_usd, cap_usd)), failed_usd=1.5)
-
-    result = plan(capped, _settings(cost=None))  # unknown prices: no fit, nothing to design
-    assert len(runner.pilots) == 2 and result.recommendation is None
-    assert "round 1 finished 2 of its 8 pilots" in format_plan(result)
-    # The two finished (annotation) pilots spent nothing; the failed one's time is counted.
-    assert result.spent_usd == pytest.approx(1.5)
+def test_a_pilot_runs_when_it_is_worth_its_price_and_moves_the_answer(two_worlds: Worlds) -> None:
+    labels, _ = two_worlds
+    ran: list[Pilot] = []
+    stored = [_row(labels, 100, 0, "stored")]  # one finished trial of the task: its level
+    result = plan(_runner(labels, ran), _settings(two_worlds), stored)
+    assert ran, format_plan(result)
+    truth = plan(_runner(labels, []), _settings([labels], pilots=False)).answer
+    assert abs(result.answer.compute_fraction - truth.compute_fraction) <= 0.05
+    assert all(s.gain_points * 1 > 0 and s.worth_usd >= s.price_usd for s in result.steps)
+    assert result.weights[0][0].startswith("labels")
+    text = format_plan(result)
+    assert "pilot 1: L=" in text and "expected to cut the regret by" in text
+    assert "predicted score" in text and "90 % predictive" in text
 
 
-def test_stored_trials_are_reused_and_a_narrow_answer_runs_nothing() -> None:
-    first = plan(SyntheticRunner(), _settings())
-    rows = SyntheticRunner().rows([p for r in first.rounds for p in r.pilots])
-    again = SyntheticRunner()
-    second = plan(again, _settings(fraction_width=1.0), known=rows)
-    assert again.pilots == [] and second.spent_usd == 0.0
-    assert second.reused == len(rows) and second.recommendation is not None
+def test_no_pilot_runs_when_none_is_worth_its_price(two_worlds: Worlds) -> None:
+    labels, _ = two_worlds
+    ran: list[Pilot] = []
+    stored = [_row(labels, 100, 0, "stored")]
+    # A cap of a cent buys no teacher, and the free annotation pilots beyond what the answer
+    # buys are charged their labels: every design costs more than it is worth, or more
+    # than the cap.
+    result = plan(_runner(labels, ran), _settings(two_worlds, max_spend_usd=0.01), stored)
+    why = result.stopped_because
+    assert "worth its price" in why or "buys no new pilot" in why
+    assert result.spent_usd <= 0.01
+    # From scratch a lone first pilot only fixes the level the prior leaves free: none runs.
+    ran.clear()
+    scratch = plan(_runner(labels, ran), _settings(two_worlds))
+    assert ran == [] and "no pilot is worth its price" in scratch.stopped_because
 
 
-def test_the_teacher_caps_a_distilled_student() -> None:
-    # Students whose distillation gain would outrun a weak teacher's own score.
-    rows = []
-    for n_labels in (50, 100, 200, 400):
-        teacher = 0.6 + 0.05 * math.log2(n_labels / 50)
-        for n_unlabelled, gain in ((0, 0.0), (1000, 0.15), (4000, 0.3)):
-            rows.append(
-                TrialRow(
-                    run_id=f"{n_labels}-{n_unlabelled}",
-                    sweep="s",
-                    task="fever",
-                    budget_usd=1.0,
-                    n_seed_labels=0,
-                    compute_fraction=0.5,
-                    score=0.5 + 0.02 * math.log2(n_labels / 50) + gain,
-                    trial_number=None,
-                    start_time_ms=0,
-                    grid=True,
-                    n_labels_used=n_labels,
-                    n_unlabelled=n_unlabelled,
-                    n_new_labels=n_labels,
-                    annotation_usd=n_labels * 0.129,
-                    compute_spent_usd=1 + n_unlabelled / 1000,
-                    device_hours=(1 + n_unlabelled / 1000) / 1.875,
-                    teacher_score=teacher if n_unlabelled else None,
-                )
-            )
-    capped = frontier.fit(rows, "fever", n_boot=20)
-    free = frontier.fit(rows, "fever", n_boot=20, ceiling=False)
-    assert capped.teacher is not None and free.teacher is None
-    labelled, unlabelled = np.array([50.0]), np.array([100_000.0])
-    teacher_at_50 = capped.teacher.predict(labelled, np.zeros(1))[0]
-    assert teacher_at_50 == pytest.approx(0.6, abs=0.02)
-    assert capped.predict(labelled, unlabelled)[0] <= teacher_at_50 + frontier.TEACHER_MARGIN
-    assert free.predict(labelled, unlabelled)[0] > teacher_at_50 + 0.05
+def test_the_decision_pays_for_compute_and_for_labels_the_answer_does_not_buy() -> None:
+    s = _settings(prior.shipped())
+    rows = [_row(prior.shipped()[1], 100, 0), _row(prior.shipped()[1], 2000, 0)]
+    # The answer buys 1,500 labels: 500 more were bought by a pilot only to decide.
+    assert label_charge_usd(s, rows, 1500) == pytest.approx(500 * 0.129)
+    # An answer buying them all makes them part of the answer: nothing charged.
+    assert label_charge_usd(s, rows, 2500) == 0.0
+    # The seed labels are owned: a pilot on them costs no label.
+    assert label_charge_usd(s, rows[:1], 0) == 0.0
+
+
+def test_the_plan_charges_the_meter_that_prices_b_and_reports_the_ledger(
+    two_worlds: Worlds,
+) -> None:
+    labels, _ = two_worlds
+    stored = [_row(labels, 100, 0, "stored")]
+    result = plan(_runner(labels, []), _settings(two_worlds), stored)
+    rows = [s.row for s in result.steps if s.row is not None]
+    assert result.compute_usd == pytest.approx(sum(r.compute_spent_usd for r in rows))
+    assert result.ledger_usd == pytest.approx(0.01 * len(rows))
+    assert result.spent_usd == pytest.approx(result.compute_usd + result.label_usd)
+    assert result.compute_usd <= result.settings.max_spend_usd
+
+
+def test_a_landscape_never_reaches_its_own_prior(tmp_path: Path) -> None:
+    # The same grid under another name is still itself: left out by content.
+    renamed = tmp_path / "unnamed_task.csv"
+    shutil.copy(prior.LANDSCAPES / "wlp.csv", renamed)
+    table = ReplayTable.from_csv(renamed)
+    names = [k.name for k in prior.shipped(exclude=table)]
+    assert "wlp" not in names and len(names) == len(prior.shipped()) - 1
+    # The benchmark's plan for a landscape is built the same way.
+    sys.path.insert(0, str(ROOT))
+    from bench.decision_landscapes import load_grid, settings
+
+    grid = dataclasses.replace(load_grid(prior.LANDSCAPES / "wlp.csv"), table=table)
+    args = type("A", (), {"max_spend_share": 0.1, "pilot_pairs": False})()
+    s = settings(grid, grid.setting(300, 100), args, pilots=False)  # type: ignore[arg-type]
+    assert all(k.table.scores != table.scores for k in s.known)
 
 
 @pytest.mark.parametrize(
@@ -240,7 +200,7 @@ def test_the_teacher_caps_a_distilled_student() -> None:
 )
 def test_bad_settings_name_the_value(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
-        dataclasses.replace(_settings(), **{field: value})
+        dataclasses.replace(_settings(prior.shipped()), **{field: value})
 
 
 def _sweep(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -258,68 +218,80 @@ def test_sweep_plan_rejects_a_negative_budget(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
-def test_a_warm_start_from_a_task_without_trials_is_one_line(
+def test_sweep_plan_prices_b_in_advance_or_says_why_not(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from sweep.cli.main import main
 
-    args = ["plan", "--task", "fever", "--budget", "300", "--warm-start", "nq"]
-    assert main([*args, "--objective", "synthetic", "--root", str(tmp_path)]) == 2
+    args = ["plan", "--task", "fever", "--budget", "300", "--root", str(tmp_path)]
+    assert main([*args, "--meter", "measured"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--warm-start 'nq'" in err and "0 finished" in err
+    assert len(err.splitlines()) == 1 and "--meter measured" in err and "--meter paper" in err
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
-def test_sweep_plan_reads_its_options_from_a_config_file(
+def test_sweep_plan_answers_from_the_prior_for_free(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from sweep.cli.main import main
 
     file = tmp_path / "plan.toml"
     file.write_text(
-        'task = "fever"\nbudget = 300\nseed_labels = 100\nmeter = "paper"\n'
-        'objective = "synthetic"\nmax_spend = 0.01\n[prices]\nusd_per_device_hour = 3.0\n'
+        'task = "fever"\nbudget = 300\nseed_labels = 100\nobjective = "synthetic"\n'
+        "max_spend = 30\n[prices]\nusd_per_device_hour = 3.0\n"
     )
-    # The file's paper meter gives known prices, so its one-cent cap pays for no pilot.
-    assert main(["plan", "--config", str(file), "--root", str(tmp_path / "runs")]) == 1
+    runs = tmp_path / "runs"
+    assert main(["plan", "--config", str(file), "--pilots", "0", "--root", str(runs)]) == 0
     out = capsys.readouterr().out
-    assert "plan for fever at B=$300 with 100 seed labels" in out and "raise --max-spend" in out
+    assert "plan for fever at B=$300 with 100 seed labels" in out
+    assert "prior (landscapes bbc_news, fever, nq, wlp; no pilot): spend" in out
+    assert "spent deciding: $0.00 (0.0 % of the budget" in out
+    assert not runs.exists()  # a plan that runs nothing writes nothing
     # The plan names its own sweeps: a --name is refused, a file's `name` (for `run`) ignored.
     assert main(["plan", "--config", str(file), "--name", "mine"]) == 2
     assert "sweep plan takes no --name" in capsys.readouterr().err
     file.write_text(file.read_text().replace("max_spend", 'name = "x"\ntrials = 9\nmax_spend'))
-    assert main(["plan", "--config", str(file), "--root", str(tmp_path / "runs")]) == 1
-    assert not (tmp_path / "runs").exists()  # a plan that runs nothing writes nothing
+    assert main(["plan", "--config", str(file), "--pilots", "0", "--root", str(runs)]) == 0
+    # A measured grid of the user's own joins the prior.
+    extra = tmp_path / "mine.csv"
+    shutil.copy(prior.LANDSCAPES / "nq.csv", extra)
+    code = main(["plan", "--config", str(file), "--pilots", "0", "--landscape", str(extra)])
+    assert code == 0 and "landscapes bbc_news, fever, nq, wlp, mine;" in capsys.readouterr().out
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")  # in process: the suite's Ray, not one per plan
-def test_sweep_plan_runs_pilots_through_the_sweep_and_says_what_deciding_cost(
+def test_sweep_plan_runs_pilots_that_pay_as_sweeps_and_says_what_deciding_cost(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from sweep.cli.main import main
 
-    def plan_(*extra: str) -> tuple[int, str, str]:
-        args = ["plan", "--task", "fever", "--budget", "300", "--seed-labels", "100"]
-        common = ["--objective", "synthetic", "--meter", "paper", "--root", str(tmp_path)]
-        code = main([*args, *common, *extra])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    code, out, err = plan_("--max-unlabelled", "100000", "--max-spend", "30")
-    assert code == 0, out + err
-    assert "round 1: 8 pilots" in out and "recommended: spend" in out
+    common = ["--task", "fever", "--objective", "synthetic", "--root", str(tmp_path)]
+    # One finished trial of the task fixes its level; pilots can then show their worth.
+    assert main(["grid", *common, "--labels", "100", "--unlabelled", "0", "--meter", "paper"]) == 0
+    capsys.readouterr()
+    args = ["plan", *common, "--budget", "300", "--seed-labels", "100", "--max-spend", "30"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "with the 1 finished trials of the task in the store" in out
+    assert "pilot 1: L=" in out and "expected to cut the regret by" in out
     spent = float(out.split("spent deciding: $")[1].split(" ")[0])
-    assert 0 < spent <= 30
-    # The pilots are real sweeps in the store; a second plan starts from them, and takes
-    # its curve's shape from them too (a warm start reads the same store).
-    code, out, err = plan_("--warm-start", "fever")
-    assert code == 0, out + err
-    assert "started from 9 finished trials" in out or "started from 8" in out
-    assert "warm start: the curve's shape from fever's" in out
-    # Trials priced otherwise are left out, said, not fitted together (which would raise
-    # after the pilots were paid for); here the cap then pays for no pilot at all.
-    code, out, err = plan_("--usd-per-device-hour", "3", "--max-spend", "0.01")
-    assert code == 1, out + err
-    assert "left out" in err and "priced otherwise" in err
-    assert "no recommendation" in out and "raise --max-spend" in out
+    assert 0 <= spent <= 30 and "sweep ledger $" in out
+    # The pilots are sweeps in the store: a second plan starts from them.
+    assert main([*args, "--pilots", "0"]) == 0
+    again = capsys.readouterr().out
+    n_pilots = out.count("\n  pilot ")
+    assert f"with the {1 + n_pilots} finished trials" in again
+
+
+def test_trials_that_learned_nothing_are_no_evidence_and_the_plan_says_so(
+    two_worlds: Worlds,
+) -> None:
+    labels, _ = two_worlds
+    constant = dataclasses.replace(_row(labels, 100, 0, "stored"), degenerate="student")
+    result = plan(_runner(labels, []), _settings(two_worlds, pilots=False), [constant])
+    # The constant predictor's score fixes no level: the answer is the prior's, unscored.
+    assert result.answer == result.prior_answer and not result.answer.scored
+    text = format_plan(result)
+    assert "answer: nothing learned at this budget with this recipe" in text
+    assert "sweep doctor --task fever --learn" in text

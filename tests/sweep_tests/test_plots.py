@@ -147,6 +147,41 @@ def test_score_against_share_has_one_series_per_strategy(
     assert "budgets [100.0, 300.0]" in fig.axes[0].get_title()
 
 
+def test_score_against_share_draws_the_trivial_baseline_and_each_90_percent_interval(
+    tmp_path: Path, figures: dict[str, Figure]
+) -> None:
+    rows = [
+        _row(
+            run_id=f"r{i}",
+            compute_fraction=fraction,
+            score=score,
+            score_low=score - 0.05,
+            score_high=score + 0.02,
+            strategy="annotate" if fraction == 0.0 else "distill",
+            trivial_score=0.715,
+            trivial_predictor="majority class 'paraphrase'",
+            top_prediction_share=share,
+            degenerate="" if share < 1.0 else "student",
+        )
+        for i, (fraction, score, share) in enumerate([(0.0, 0.80, 0.6), (1.0, 0.715, 1.0)])
+    ]
+    plots.score_vs_fraction(rows, tmp_path / "t.png")
+    fig = figures["t.png"]
+    assert _legend(fig) == [
+        "trivial: majority class 'paraphrase'",
+        "annotate",
+        "distill (learned nothing)",
+    ]
+    ax = fig.axes[0]
+    (trivial,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert list(trivial.get_ydata()) == [0.715, 0.715]
+    # One seed, no spread over seeds: the bars are the intervals, not zero.
+    (bars,) = ax.containers[0].lines[2]
+    (bottom, top), *_ = bars.get_segments()
+    assert (bottom[1], top[1]) == pytest.approx((0.75, 0.82))
+    assert plots.interval_errors(rows).ravel() == pytest.approx([0.05, 0.05, 0.02, 0.02])
+
+
 def test_pareto_has_a_series_per_budget_and_the_front(
     tmp_path: Path, figures: dict[str, Figure]
 ) -> None:
@@ -193,5 +228,5 @@ def test_the_frontier_plot_shows_the_share_and_the_front(
     assert min(share.get_xdata()) == pytest.approx(4.0)  # the lowest budget with trials
     assert max(share.get_xdata()) == pytest.approx(30.0)  # up to the highest asked for
     assert all(0.0 <= f <= 1.0 for f in share.get_ydata())
-    (trials,) = right.collections[1:]  # after the front's band: the measured trials
-    assert len(trials.get_offsets()) == len(rows)
+    (trials,) = right.containers  # the measured trials, each with its interval
+    assert len(trials.lines[0].get_xdata()) == len(rows)

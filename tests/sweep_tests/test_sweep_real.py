@@ -26,7 +26,9 @@ TINY = {
 }
 
 
-def test_tiny_real_sweep(tmp_path: Path, tiny_task: Path) -> None:
+def test_tiny_real_sweep(
+    tmp_path: Path, tiny_task: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = SweepConfig(
         name="tiny-real",
         task="tiny",
@@ -48,4 +50,12 @@ def test_tiny_real_sweep(tmp_path: Path, tiny_task: Path) -> None:
         assert m["sweep_spent_usd"] > 0  # real seconds were really spent
         assert run.data.tags["teacher_status"] in ("finished", "not_needed", "unaffordable")
         assert run.data.tags["ray.node_ip"]
+        # Against the trivial baseline on the same dev rows, logged with the result.
+        assert m["margin_low"] <= m["margin"] <= m["margin_high"]
+        assert m["margin"] == pytest.approx(m["score"] - m["trivial_score"])
+        assert run.data.tags["trivial_predictor"].startswith("majority class")
     assert (tmp_path / "cache").is_dir()
+    # A trial whose student learned nothing is named on the console and tagged.
+    out = capsys.readouterr().out
+    marked = [r for r in runs if "student" in r.data.tags.get("degenerate", "")]
+    assert out.count(": student ") == len(marked)
