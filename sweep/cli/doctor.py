@@ -44,6 +44,9 @@ def check_ray(address: str | None) -> Check:
         if address is None:
             return f"local: an embedded Ray will use {os.cpu_count()} CPUs"
         check_reachable(address)
+        from sweep.engine.raystart import check_ray_cluster
+
+        check_ray_cluster(address)  # an open port that is not Ray would hang `ray.init`
         import ray
 
         ray.init(address=address, include_dashboard=False, log_to_driver=False)

@@ -40,9 +40,6 @@ from sweep.tracking.results import TrialRow
 
 MIN_TRIALS = 8
 MIN_DISTINCT = 3  # distinct label counts, and distinct unlabelled counts (zero included)
-# With a finished task's shape (alpha, w) only a, b, g and k are left to fit.
-SHAPED_MIN_TRIALS = 5
-SHAPED_MIN_DISTINCT = 2
 NEAR = 0.03  # a trial this close to a recommended share measures it
 INTERVAL = (5.0, 95.0)  # percentiles of the bootstrap: a 90 % interval
 # Learning-curve exponents seen in practice lie in about [0.1, 1]; below 0.1 a power law
@@ -163,6 +160,7 @@ class LearningCurve:
     labelled_range: tuple[float, float]
     unlabelled_max: float
     seed_labels: int
+    best_seen: float = SCORE_CEILING  # the best score a fitted trial or its teacher reached
 
     def predict(self, n_labelled: Array, n_unlabelled: Array, curve: Curve | None = None) -> Array:
         """`curve` (the central fit unless given), capped by the teacher's ceiling where the
@@ -193,38 +191,17 @@ def _arrays(rows: Sequence[TrialRow]) -> tuple[Array, Array, Array]:
     )
 
 
-@dataclass(frozen=True)
-class Shape:
-    """What a warm start carries from a finished task to a new one: the label curve's
-    exponent and what a distilled example is worth in labels. The new task fits its own level
-    (a, b, g) and pool scale (k), so fewer trials suffice."""
-
-    alpha: float
-    w: float
-    task: str
-    n_trials: int
-
-    @property
-    def at_edge(self) -> bool:
-        """The exponent hit the end of its grid: the task's curve is no power law there."""
-        return bool(np.isclose(self.alpha, _ALPHAS[[0, -1]]).any())
-
-
-def check_enough(rows: Sequence[TrialRow], task: str, shaped: bool = False) -> None:
+def check_enough(rows: Sequence[TrialRow], task: str) -> None:
     labelled, unlabelled, _ = _arrays(rows)
     n_l, n_u = len(set(labelled)), len(set(unlabelled))
-    trials, distinct = (
-        (SHAPED_MIN_TRIALS, SHAPED_MIN_DISTINCT) if shaped else (MIN_TRIALS, MIN_DISTINCT)
-    )
+    trials, distinct = MIN_TRIALS, MIN_DISTINCT
     if len(rows) < trials or n_l < distinct or n_u < distinct or not unlabelled.any():
         raise NotEnoughTrials(
             f"too few trials to fit a learning curve for task={task!r}: {len(rows)} finished "
             f"trials with {n_l} distinct label counts and {n_u} distinct unlabelled counts; "
             f"need at least {trials} trials, {distinct} label counts and "
-            f"{distinct} unlabelled counts, some above zero"
-            + (" (with a warm start's shape)" if shaped else "")
-            + ". Run sweeps at more budgets (`sweep run --budget ...`) or the paper's grid "
-            "(`sweep grid`)."
+            f"{distinct} unlabelled counts, some above zero. Run sweeps at more budgets "
+            "(`sweep run --budget ...`) or the paper's grid (`sweep grid`)."
         )
 
 
@@ -237,17 +214,13 @@ def fit(
     seed: int = 0,
     ceiling: bool = True,
     effective_data: bool = True,
-    shape: Shape | None = None,
 ) -> LearningCurve:
     """Fit the curve, its bootstrap replicates and its leave-one-out error; with `ceiling`,
-    cap distilled students by the teacher's own curve where the trials log teacher scores;
-    with `shape`, alpha and w are a finished task's and only the rest is fitted."""
-    check_enough(rows, task, shaped=shape is not None)
+    cap distilled students by the teacher's own curve where the trials log teacher scores."""
+    check_enough(rows, task)
     labelled, unlabelled, scores = _arrays(rows)
     n = len(rows)
     grid = {"worths": _WORTHS if effective_data else _WORTHS[:1]}
-    if shape is not None:
-        grid = {"worths": np.array([shape.w]), "alphas": np.array([shape.alpha])}
     (curve,) = fit_curves(labelled, unlabelled, scores, np.ones(n), **grid)
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
@@ -275,13 +248,8 @@ def fit(
         labelled_range=(float(labelled.min()), float(labelled.max())),
         unlabelled_max=float(unlabelled.max()),
         seed_labels=seed_labels if seed_labels is not None else (seeds[0][0] if seeds else 0),
+        best_seen=max([*scores, *(r.teacher_score for r in rows if r.teacher_score is not None)]),
     )
-
-
-def fit_shape(rows: Sequence[TrialRow], task: str) -> Shape:
-    """The shape of a finished task's curve (no bootstrap), for a warm start on another."""
-    model = fit(rows, task, n_boot=0)
-    return Shape(model.curve.alpha, model.curve.w, task, model.n_trials)
 
 
 @dataclass(frozen=True)
@@ -333,13 +301,24 @@ def recommend(model: LearningCurve, budget_usd: float) -> Recommendation:
         reasons.append(
             f"{unlabelled[best]:.0f} unlabelled above the trials' {model.unlabelled_max:.0f}"
         )
+    score, (low_score, high_score) = float(predicted[best]), _interval(boot_at_best)
+    # Never above the best score reached by more than the fit's own interval: a curve
+    # extrapolated far past its trials can promise scores nothing has shown.
+    above = max(0.0, high_score - score)
+    if score > model.best_seen + above:
+        reasons.append(
+            f"the curve predicted {score:.4f}, above the best score reached "
+            f"({model.best_seen:.4f}) by more than its interval: capped there"
+        )
+        score = model.best_seen + above
+        low_score, high_score = min(low_score, score), score + above
     compute_usd = spent[best] - (labelled[best] - model.seed_labels) * model.costs.usd_per_label
     return Recommendation(
         budget_usd=budget_usd,
         compute_fraction=float(FRACTIONS[best]),
         fraction_interval=_interval(boot_best_f),
-        score=float(predicted[best]),
-        score_interval=_interval(boot_at_best),
+        score=score,
+        score_interval=(low_score, high_score),
         n_labels=int(labelled[best]),
         n_new_labels=int(labelled[best]) - model.seed_labels,
         n_unlabelled=int(unlabelled[best]),

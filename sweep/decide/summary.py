@@ -12,6 +12,7 @@ parent run.
 from __future__ import annotations
 
 import logging
+import shlex
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,7 +105,7 @@ def _nothing(best: BestAllocation) -> str:
     return best.note.removeprefix("nothing learned at this budget with this recipe: ")
 
 
-def range_sentence(task: str, rows: Sequence[TrialRow]) -> str:
+def range_sentence(task: str, rows: Sequence[TrialRow], tracking_uri: str = "") -> str:
     """A sweep over budgets: its best trial and its cost/quality front, annotate only beside
     (among the trials that learned something)."""
     if not learned_rows(rows):
@@ -122,8 +123,14 @@ def range_sentence(task: str, rows: Sequence[TrialRow]) -> str:
         text += f"; annotating only, the best is {_score(top)} at B = ${top.budget_usd:,.0f}"
     return text + (
         f". The cost/quality front has {len(front)} trials, from {front[0].score:.3f} for "
-        f"${front[0].practitioner_usd:,.0f} (`sweep best --task {task} --pareto`)."
+        f"${front[0].practitioner_usd:,.0f} (`{_best_command(task, tracking_uri)}`)."
     )
+
+
+def _best_command(task: str, tracking_uri: str) -> str:
+    """The `sweep best` command that reads this store, complete: it works as printed."""
+    store = f" --tracking-uri {shlex.quote(tracking_uri)}" if tracking_uri else ""
+    return f"sweep best --task {shlex.quote(task)} --pareto{store}"
 
 
 def grid_sentence(rows: Sequence[TrialRow]) -> str:
@@ -148,7 +155,11 @@ def grid_sentence(rows: Sequence[TrialRow]) -> str:
 
 
 def paragraph(
-    task: str, sweep: str, rows: Sequence[TrialRow], best: Sequence[BestAllocation]
+    task: str,
+    sweep: str,
+    rows: Sequence[TrialRow],
+    best: Sequence[BestAllocation],
+    tracking_uri: str = "",
 ) -> str:
     """The sweep's answer in one paragraph of markdown (MLflow renders descriptions so)."""
     if not rows:
@@ -158,7 +169,7 @@ def paragraph(
     if len(best) == 1:
         sentences.append(budget_sentence(best[0], budget_rows))
     elif best:  # a budget-range sweep: each budget was sampled once or so
-        sentences.append(range_sentence(task, budget_rows))
+        sentences.append(range_sentence(task, budget_rows, tracking_uri))
     grid_rows = [r for r in rows if r.grid]
     if grid_rows:
         sentences.append(grid_sentence(grid_rows))
@@ -201,7 +212,7 @@ def refresh(
     """Write the sweep's answer into the descriptions (and the artifacts); returns it."""
     rows = finished_trials(tracker, task, sweep)
     best = best_of(rows)  # the rows are this sweep's already: one read of the store
-    text = paragraph(task, sweep, rows, best)
+    text = paragraph(task, sweep, rows, best, tracker.tracking_uri)
     tracker.describe(parent_run_id, text)
     if rows:  # a sweep with nothing to say leaves another sweep's answer in place
         tracker.describe_experiment(tracker.experiment_id(task), text)

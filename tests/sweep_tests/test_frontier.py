@@ -107,6 +107,22 @@ def test_extrapolation_is_flagged_and_less_certain() -> None:
     assert width(outside) > width(inside)
 
 
+def test_a_prediction_never_passes_the_best_score_reached_by_more_than_its_interval() -> None:
+    import dataclasses
+
+    model = fit(sampled_trials((4.0, 8.0, 16.0), 6, noise=0.003), "t")
+    assert model.best_seen == pytest.approx(
+        max(r.score for r in sampled_trials((4.0, 8.0, 16.0), 6, 0.003))
+    )
+    free = recommend(model, 8.0)
+    low_ceiling = dataclasses.replace(model, best_seen=free.score - 0.05)
+    capped = recommend(low_ceiling, 8.0)
+    above = free.score_interval[1] - free.score
+    assert capped.score == pytest.approx(low_ceiling.best_seen + above)
+    assert capped.score_interval[0] <= capped.score <= capped.score_interval[1]
+    assert not capped.inside and "capped there" in capped.why_outside
+
+
 def test_held_out_budget_compares_predictions_with_measurements() -> None:
     rows = sampled_trials((4.0, 8.0, 12.0, 16.0), 6, noise=0.003)
     check = holdout(rows, "t", 12.0)

@@ -209,8 +209,13 @@ def test_a_sweep_over_budgets_names_its_best_trial_and_its_front() -> None:
         _row(budget_usd=120, compute_fraction=0.6, score=0.8, practitioner_usd=110),
         _row(budget_usd=400, compute_fraction=0.9, score=0.75, practitioner_usd=390),
     ]
-    text = summary.paragraph("fever", "b", rows, [_best(r) for r in rows])
+    uri = "sqlite:////my runs/mlflow.db"
+    text = summary.paragraph("fever", "b", rows, [_best(r) for r in rows], uri)
     assert text.startswith("**Budgets tried $50–$400: the best score, 0.800 (no interval)")
+    # The command it names reads this store, as printed (the path quoted).
+    assert (
+        "`sweep best --task fever --pareto --tracking-uri 'sqlite:////my runs/mlflow.db'`" in text
+    )
     assert "spends 60 % of B = $120 on compute**; annotating only, the best is 0.700" in text
     assert "The cost/quality front has 2 trials, from 0.700 for $50" in text
 
