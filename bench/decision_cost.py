@@ -13,8 +13,8 @@ landscapes, then pilots while one is worth its price):
     regret on them at the same B and seed labels); the prior alone (`--pilots 0`); a share
     drawn at random (its expected regret);
   - what deciding cost, in the meter that prices B (the paper's dollars): each pilot's
-    compute (a teacher already trained on the same labels is not paid again: the stage
-    cache), and its labels beyond the seed labels unless the answer buys at least as many.
+    compute (a teacher that an earlier pilot trained is paid once: the stage cache), and its
+    labels beyond the seed labels unless the answer buys at least as many.
 The prior never holds the landscape being scored (leave-one-out by content: a grid whose
 scores equal the target's is dropped, whatever its file is called).
 
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.decision_landscapes import (
     Cell,
-    fixed_share_loo,
+    fixed_share_in_sample,
     load_grid,
     mean_sd,
     paired_interval,
@@ -129,7 +129,7 @@ def suite(args: argparse.Namespace) -> None:
     ]
     ours = [statistics.fmean(c.regrets) for c in target]
     spend = [statistics.fmean(c.spend_shares) for c in target]
-    best_fixed = fixed_share_loo(target)
+    best_fixed = fixed_share_in_sample(target)
     lines.append(
         f"decision suite: ours within a point in {sum(max(c.regrets) <= 0.01 for c in target)} "
         f"of {len(target)} cells, mean regret {100 * statistics.fmean(ours):.2f} points, mean "

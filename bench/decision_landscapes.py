@@ -5,6 +5,7 @@ run on the grid with pilots read off it (noise added where asked), and the resul
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 from collections.abc import Sequence
@@ -95,9 +96,9 @@ class Truth:
 
 
 def runner(grid: Grid, setting: dict[str, Any], noise: float, seed: int) -> Runner:
-    """Pilots read off the grid (Gaussian noise of SD `noise` on each score); a teacher is
-    paid once per label count (the stage cache), its distillation every time."""
-    trained: set[int] = set()
+    """Pilots read off the grid (Gaussian noise of SD `noise` on each score), each charged
+    its allocation's compute as the paper's meter charges a trial (teacher included: the
+    plan itself pays a teacher that an earlier pilot trained only once)."""
     rng = np.random.default_rng(seed)
 
     def run(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> Ran:
@@ -107,15 +108,9 @@ def runner(grid: Grid, setting: dict[str, Any], noise: float, seed: int) -> Runn
                      "n_seed_labels": 0, "compute_fraction": 0.0, "n_labels": p.n_labels,
                      "max_unlabelled": p.n_unlabelled}  # fmt: skip
             result = replay_trial(TrialConfig(**{**setting, **point}), table=grid.table)
-            teacher = grid.table.cost.teacher_usd(p.n_labels) if p.n_labels in trained else 0.0
-            if result.n_unlabelled:
-                trained.add(p.n_labels)
-            score = float(
-                np.clip(result.score + rng.normal(0.0, noise) if noise else result.score, 0, 1)
-            )
-            spent = max(0.0, result.compute_spent_usd - teacher)
-            result = result.__class__(**{**result.to_dict(), "score": score,
-                                         "compute_spent_usd": spent})  # fmt: skip
+            if noise:
+                score = float(np.clip(result.score + rng.normal(0.0, noise), 0.0, 1.0))
+                result = dataclasses.replace(result, score=score)
             rows.append(row_from_result(result, f"pilot-{p.n_labels}-{p.n_unlabelled}", 0.0))
         return Ran(tuple(rows))
 
@@ -212,7 +207,7 @@ def score_cell(
     )
 
 
-def fixed_share_loo(cells: Sequence[Cell]) -> tuple[float, float]:
+def fixed_share_in_sample(cells: Sequence[Cell]) -> tuple[float, float]:
     """The best single fixed share over the cells (chosen on them: an optimistic null)."""
     means = {f: statistics.fmean(c.fixed[f] for c in cells) for f in FIXED}
     f = min(means, key=lambda k: means[k])

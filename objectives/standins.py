@@ -213,7 +213,7 @@ class ReplayTable:
 
     def score(self, n_labelled: int, n_unlabelled: int) -> float:
         """Bilinear in (log L, log(1 + U)), clamped to the table's range."""
-        x0, x1, tx = _bracket(self.labelled, n_labelled, math.log)
+        x0, x1, tx = _bracket(self.labelled, n_labelled, lambda n: math.log(max(n, 1)))
         y0, y1, ty = _bracket(self.unlabelled, n_unlabelled, math.log1p)
         s = self.scores
         return (
@@ -233,8 +233,8 @@ def _bracket(
         return points[-1], points[-1], 0.0
     for low, high in itertools.pairwise(points):
         if low <= value <= high:
-            span = f(max(high, 1)) - f(max(low, 1))
-            return low, high, (f(max(value, 1)) - f(max(low, 1))) / span if span else 0.0
+            span = f(high) - f(low)  # log1p(0) = 0: U = 0 is a point of the axis like any
+            return low, high, (f(value) - f(low)) / span if span else 0.0
     raise AssertionError("unreachable")
 
 

@@ -126,7 +126,7 @@ def test_the_decision_benchmark_prints_regret_null_baselines_and_its_line(tmp_pa
     assert out.index("prior (landscapes") < out.index("answer: spend") < out.index("spent deciding")
 
 
-def test_the_decision_suite_scores_every_cell_leave_one_out(tmp_path: Path) -> None:
+def test_the_decision_suite_scores_every_grid_at_every_setting(tmp_path: Path) -> None:
     _made_up(tmp_path / "labels_matter.csv", 0.08, 0.005)
     _made_up(tmp_path / "pool_matters.csv", 0.01, 0.04)
     out = _decision_cost("--suite", str(tmp_path), "--noise", "0.005", "--seeds", "2")

@@ -1,5 +1,6 @@
 """The commands that read what sweeps left (`sweep tasks`, `best`, `frontier`, `report`,
-`ui`, `doctor`): they start no Ray and train nothing."""
+`ui`, `doctor`): they start no Ray and train nothing (except `sweep doctor --learn`, which
+trains one small teacher and student to see whether the recipe learns)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from objectives.data import check_data_dir, data_source, load_task_data
 from objectives.tasks import get_task, task_names
 from sweep import config
 from sweep.tables import format_table
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

@@ -92,8 +92,6 @@ def fit_curves(
     n_unlabelled: Array,
     scores: Array,
     weights: Array,
-    worths: Array = _WORTHS,
-    alphas: Array = _ALPHAS,
 ) -> list[Curve]:
     """One least-squares curve per row of `weights` (shape: fits x trials).
 
@@ -101,7 +99,7 @@ def fit_curves(
     the best feasible solution (b, g >= 0) of each fit wins.
     """
     ks = _k_grid(n_unlabelled)
-    alpha_3d, k_3d, w_3d = np.meshgrid(alphas, ks, worths, indexing="ij")
+    alpha_3d, k_3d, w_3d = np.meshgrid(_ALPHAS, ks, _WORTHS, indexing="ij")
     alpha, k, worth = alpha_3d.ravel(), k_3d.ravel(), w_3d.ravel()
     effective = np.maximum(n_labelled[None, :] + worth[:, None] * n_unlabelled[None, :], 1.0)
     x_labelled = -(effective ** -alpha[:, None])  # (pairs, trials)
@@ -194,7 +192,7 @@ def _arrays(rows: Sequence[TrialRow]) -> tuple[Array, Array, Array]:
 def check_enough(rows: Sequence[TrialRow], task: str) -> None:
     labelled, unlabelled, _ = _arrays(rows)
     n_l, n_u = len(set(labelled)), len(set(unlabelled))
-    trials, distinct = MIN_TRIALS, MIN_DISTINCT
+    trials, distinct = MIN_TRIALS, MIN_DISTINCT  # named for the message below
     if len(rows) < trials or n_l < distinct or n_u < distinct or not unlabelled.any():
         raise NotEnoughTrials(
             f"too few trials to fit a learning curve for task={task!r}: {len(rows)} finished "
@@ -212,20 +210,17 @@ def fit(
     n_boot: int = 300,
     pool_cap: float | None = None,
     seed: int = 0,
-    ceiling: bool = True,
-    effective_data: bool = True,
 ) -> LearningCurve:
-    """Fit the curve, its bootstrap replicates and its leave-one-out error; with `ceiling`,
-    cap distilled students by the teacher's own curve where the trials log teacher scores."""
+    """Fit the curve, its bootstrap replicates and its leave-one-out error; distilled
+    students are capped by the teacher's own curve where the trials log teacher scores."""
     check_enough(rows, task)
     labelled, unlabelled, scores = _arrays(rows)
     n = len(rows)
-    grid = {"worths": _WORTHS if effective_data else _WORTHS[:1]}
-    (curve,) = fit_curves(labelled, unlabelled, scores, np.ones(n), **grid)
+    (curve,) = fit_curves(labelled, unlabelled, scores, np.ones(n))
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
-    boots = fit_curves(labelled, unlabelled, scores, counts, **grid)
-    loo = fit_curves(labelled, unlabelled, scores, 1.0 - np.eye(n), **grid)
+    boots = fit_curves(labelled, unlabelled, scores, counts)
+    loo = fit_curves(labelled, unlabelled, scores, 1.0 - np.eye(n))
     errors = np.array(
         [
             abs(c.predict(labelled[i : i + 1], unlabelled[i : i + 1])[0] - scores[i])
@@ -239,7 +234,7 @@ def fit(
     return LearningCurve(
         curve=curve,
         boots=tuple(boots),
-        teacher=_teacher_curve(rows) if ceiling else None,
+        teacher=_teacher_curve(rows),
         costs=fit_costs(rows, pool_cap),
         held_out=HeldOut(float(errors.mean()), float(baseline.mean()), float(errors.max())),
         n_trials=n,
@@ -305,13 +300,14 @@ def recommend(model: LearningCurve, budget_usd: float) -> Recommendation:
     # Never above the best score reached by more than the fit's own interval: a curve
     # extrapolated far past its trials can promise scores nothing has shown.
     above = max(0.0, high_score - score)
-    if score > model.best_seen + above:
+    cap = model.best_seen + above
+    if score > cap:
         reasons.append(
             f"the curve predicted {score:.4f}, above the best score reached "
             f"({model.best_seen:.4f}) by more than its interval: capped there"
         )
-        score = model.best_seen + above
-        low_score, high_score = min(low_score, score), score + above
+        # The interval moves down with the point and keeps its lower width.
+        score, low_score, high_score = cap, low_score - (score - cap), cap
     compute_usd = spent[best] - (labelled[best] - model.seed_labels) * model.costs.usd_per_label
     return Recommendation(
         budget_usd=budget_usd,

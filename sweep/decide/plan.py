@@ -16,7 +16,7 @@ improved by pilots only where a pilot is worth its price.
 
 A pilot is a point of the paper's grid (L labels, all bought; U unlabelled examples), so it
 runs through the same path as `sweep grid`; a teacher serves every later pilot with the same
-L (the stage cache), so a second pilot on one teacher is priced without it.
+L (the stage cache), so the decision pays each teacher once.
 """
 
 from __future__ import annotations
@@ -69,6 +69,10 @@ class PlanSettings:
                 raise ValueError(f"`{name} > 0` must hold, but got {name}={value!r}.")
         if self.seed_labels < 0:
             raise ValueError(f"`seed_labels >= 0` must hold, but got {self.seed_labels!r}.")
+        if self.max_pilots < 0:
+            raise ValueError(
+                f"`max_pilots >= 0` must hold, but got max_pilots={self.max_pilots!r}."
+            )
         if self.pool_cap is not None and self.pool_cap < SMALLEST_POOL:
             raise ValueError(
                 f"`max_unlabelled >= {SMALLEST_POOL}` must hold for a plan (a smaller pool "
@@ -128,7 +132,8 @@ class Ran:
 
 
 # run(pilots, allowance, left): each pilot may spend at most `allowance` on its teacher and
-# distillation, and the runner starts no pilot that could take the real spending over `left`.
+# distillation (B's meter), and the runner starts no pilot that could take the real spending
+# (the sweep ledger) over `left`: the cap bounds real dollars too.
 Runner = Callable[[Sequence[Pilot], float, float], Ran]
 
 
@@ -189,78 +194,95 @@ def _state(
     return post, prior.answer(post, raw_shares, *buys)
 
 
+Design = tuple[tuple[Pilot, float], ...]  # pilots run together, each with its price
+
+
 def _designs(
-    s: PlanSettings, rows: Sequence[TrialRow], ans: prior.Answer, spent_usd: float
-) -> list[tuple[tuple[Pilot, ...], float]]:
-    """Affordable designs and their prices: one new pilot each; with `first_pairs`, while
-    fewer than two observations exist, also the cheapest pilot paired with each other one.
-    (A lone first score fixes only the level, which the prior leaves free, so one step ahead
-    no lone first pilot shows any worth and a plan from scratch answers from the prior. Pairs
-    can show worth, but on the paper's grids they misled the answer: bench/README.md.)"""
-    trained = {r.n_labels_used for r in rows if r.n_unlabelled}
-    bought = max((r.n_labels_used for r in rows), default=0)
+    s: PlanSettings,
+    rows: Sequence[TrialRow],
+    mine: Sequence[TrialRow],
+    ans: prior.Answer,
+    committed_usd: float,
+    room: int,
+) -> list[Design]:
+    """Affordable designs: one new pilot each; with `first_pairs`, while fewer than two
+    observations exist, also the cheapest pilot paired with each other one. (A lone first
+    score fixes only the level, which the prior leaves free, so one step ahead no lone first
+    pilot shows any worth and a plan from scratch answers from the prior. Pairs can show
+    worth, but on the paper's grids they misled the answer: bench/README.md, note 8.)
+    `mine`: this plan's own pilots, whose teachers the cache holds and whose labels it paid."""
+    trained = {r.n_labels_used for r in mine if r.n_unlabelled}
+    bought = max((r.n_labels_used for r in mine), default=0)
     seen = {(r.n_labels_used, int(r.n_unlabelled)) for r in rows}
-    left = s.max_spend_usd - spent_usd
+    left = s.max_spend_usd - committed_usd
     singles = [
         (p, price_usd(s, p, trained, bought))
         for p in candidates(s, ans, trained)
         if (p.n_labels, p.n_unlabelled) not in seen
     ]
-    designs: list[tuple[tuple[Pilot, ...], float]] = [
-        ((p,), usd) for p, usd in singles if usd <= left
-    ]
-    if s.first_pairs and len(rows) < 2 and singles:
-        anchor, anchor_usd = min(singles, key=lambda x: x[1])
-        designs += [
-            ((anchor, p), anchor_usd + usd)
-            for p, usd in singles
-            if p != anchor and anchor_usd + usd <= left
-        ]
+    designs: list[Design] = [((p, usd),) for p, usd in singles if usd <= left]
+    if s.first_pairs and len(learned_rows(rows)) < 2 and singles and room >= 2:
+        anchor = min(singles, key=lambda x: x[1])
+        designs += [(anchor, x) for x in singles if x != anchor and anchor[1] + x[1] <= left]
     return designs
 
 
 def _best_design(
     s: PlanSettings,
     rows: Sequence[TrialRow],
-    post: prior.Posterior,
-    ans: prior.Answer,
-    raw_shares: prior.Array,
-    spent_usd: float,
-) -> tuple[tuple[Pilot, ...], float, float, float] | str:
-    """(pilots, gain, price, worth) of the design with the best net value, or why none runs."""
-    designs = _designs(s, rows, ans, spent_usd)
+    mine: Sequence[TrialRow],
+    state: tuple[prior.Posterior, prior.Answer, prior.Array],
+    committed_usd: float,
+    room: int,
+) -> tuple[Design, float, float] | str:
+    """(design, its expected gain in points, points per dollar) of the design with the best
+    net value, or why none runs. `state`: the posterior, its answer and the raw scores of
+    every hypothesis at every share."""
+    post, ans, raw_shares = state
+    designs = _designs(s, rows, mine, ans, committed_usd, room)
     if not designs:
-        return f"the ${s.max_spend_usd - spent_usd:.2f} left of the cap buys no new pilot"
+        return f"the ${s.max_spend_usd - committed_usd:.2f} left of the cap buys no new pilot"
     raws = [
         prior.raw_scores(
             s.known,
-            np.array([float(p.n_labels) for p in pilots]),
-            np.array([float(p.n_unlabelled) for p in pilots]),
+            np.array([float(p.n_labels) for p, _ in design]),
+            np.array([float(p.n_unlabelled) for p, _ in design]),
         )
-        for pilots, _ in designs
+        for design in designs
     ]
     learned = learned_rows(rows)
-    observed = np.array([r.score for r in learned])
-    gains = prior.expected_gain(
-        (_observations(s.known, learned), observed), raws, raw_shares, s.noise_sd
-    )
+    observations = (_observations(s.known, learned), np.array([r.score for r in learned]))
+    gains = prior.expected_gain(post, observations, raws, raw_shares)
     rate = prior.points_per_usd(post, s.known, s.setting)
-    net = gains - rate * np.array([usd for _, usd in designs])
+    prices = np.array([sum(usd for _, usd in design) for design in designs])
+    net = gains - rate * prices
     pick = int(np.argmax(net))
-    pilots, usd = designs[pick]
-    worth = gains[pick] / rate if rate > 0 else math.inf
     if net[pick] <= 0 or gains[pick] <= 1e-5:
-        where = " and ".join(f"L={p.n_labels} U={p.n_unlabelled}" for p in pilots)
+        where = " and ".join(f"L={p.n_labels} U={p.n_unlabelled}" for p, _ in designs[pick])
+        worth = f"${gains[pick] / rate:.2f}" if rate > 0 else "nothing to a budget this flat"
         return (
             f"no pilot is worth its price (the best, {where}, would cut the expected regret "
-            f"by {100 * gains[pick]:.2f} points, worth ${min(worth, 1e9):.2f}, for ${usd:.2f})"
+            f"by {100 * gains[pick]:.2f} points, worth {worth}, for ${prices[pick]:.2f})"
         )
-    return pilots, float(gains[pick]), usd, worth
+    return designs[pick], float(gains[pick]), rate
+
+
+def _charged_usd(s: PlanSettings, ran: Ran, trained: set[int]) -> float:
+    """What a pilot costs the decision in B's meter: its row's compute, less a teacher an
+    earlier pilot of the plan trained (B's meter charges a trial its teacher whether the
+    stage cache served it or not; the decision pays for it once); a failed pilot, what it
+    really spent (it has no row)."""
+    refund = [
+        s.cost.teacher_usd(r.n_labels_used) if r.n_unlabelled and r.n_labels_used in trained else 0
+        for r in ran.rows
+    ]
+    rows = sum(max(0.0, r.compute_spent_usd - x) for r, x in zip(ran.rows, refund, strict=True))
+    return rows + ran.failed_usd
 
 
 def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
     """The prior's answer, then pilots while one is worth its price (at most `max_pilots`,
-    within `max_spend_usd`), then the answer from every observation."""
+    within `max_spend_usd` at their worst), then the answer from every observation."""
     rows = list(known)
     buys = s.setting.buys()
     raw_shares = prior.raw_scores(s.known, *buys)
@@ -272,32 +294,34 @@ def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
     spent = ledger = 0.0
     stopped = "--pilots 0: the prior's answer only" if not s.pilots else ""
     while not stopped:
-        if len(steps) >= s.max_pilots:
+        room = s.max_pilots - len(steps)
+        if room <= 0:
             stopped = f"{s.max_pilots} pilots run (the most a plan runs)"
             break
         # Labels pilots bought count against the cap at their worst (the answer may buy
         # them later): the cap holds whatever the answer becomes.
         committed = spent + label_charge_usd(s, rows[len(known) :], 0)
-        best = _best_design(s, rows, post, ans, raw_shares, committed)
+        best = _best_design(s, rows, rows[len(known) :], (post, ans, raw_shares), committed, room)
         if isinstance(best, str):
             stopped = best
             break
-        pilots, gain, usd, worth = best
-        for pilot in pilots:
+        design, gain, rate = best
+        for pilot, usd in design:
+            trained = {r.n_labels_used for r in rows[len(known) :] if r.n_unlabelled}
             compute = s.cost.usd(pilot.n_labels, pilot.n_unlabelled) if pilot.n_unlabelled else 0.0
             ran = run([pilot], compute + 1e-6, s.max_spend_usd - committed)  # > 0: a grid's rule
             ledger += ran.failed_usd + sum(r.sweep_spent_usd for r in ran.rows)
-            spent += sum(r.compute_spent_usd for r in ran.rows)
+            spent += _charged_usd(s, ran, trained)
             rows += ran.rows
             committed = spent + label_charge_usd(s, rows[len(known) :], 0)
             row = ran.rows[0] if ran.rows else None
-            share = len(pilots)
-            steps.append(Step(pilot, gain / share, usd / share, worth / share, row, spent))
+            share = gain / len(design)
+            worth = share / rate if rate > 0 else math.inf
+            steps.append(Step(pilot, share, usd, worth, row, spent))
             if row is None:
                 stopped = f"the pilot L={pilot.n_labels} U={pilot.n_unlabelled} did not finish"
                 break
         post, ans = _state(s, rows, raw_shares, buys)
-    pilots_rows = rows[len(known) :]
     top = np.argsort(post.weights)[::-1][:3]
     labels = prior.names(s.known)
     return Plan(
@@ -308,7 +332,7 @@ def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
         reused=len(known),
         stopped_because=stopped,
         compute_usd=spent,
-        label_usd=label_charge_usd(s, pilots_rows, ans.n_labelled),
+        label_usd=label_charge_usd(s, rows[len(known) :], ans.n_labelled),
         ledger_usd=ledger,
         nothing_learned=nothing_learned_note(s.task, rows)
         if rows and not learned_rows(rows)
@@ -351,6 +375,11 @@ def format_plan(p: Plan) -> str:
             f"  pilot {n}: L={x.n_labels} U={x.n_unlabelled}, ${step.price_usd:.2f}: expected to "
             f"cut the regret by {100 * step.gain_points:.2f} points (worth ${step.worth_usd:.2f}"
             f"); {got}"
+        )
+    if p.answer.scored and p.weights:
+        lines.append(
+            "  hypotheses weighed most: "
+            + ", ".join(f"{name} ({weight:.2f})" for name, weight in p.weights)
         )
     lines += [
         f"answer: {p.nothing_learned}"

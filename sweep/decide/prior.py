@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,23 +44,13 @@ class Known:
     name: str
     table: ReplayTable
 
-    @cached_property
-    def _read(self) -> Any:
-        from scipy.interpolate import RegularGridInterpolator
-
-        t = self.table
-        x = np.log(np.array(t.labelled, dtype=float))
-        y = np.log1p(np.array(t.unlabelled, dtype=float))
-        grid = np.array([[t.scores[(a, b)] for b in t.unlabelled] for a in t.labelled])
-        return RegularGridInterpolator((x, y), grid, method="linear")
-
     def scores(self, n_labelled: Array, n_unlabelled: Array) -> Array:
-        """Bilinear in (log L, log(1 + U)) on the grid, clamped at its edges, as
-        `ReplayTable.score` reads one point (scipy does the interpolation)."""
-        x, y = self._read.grid
-        px = np.clip(np.log(np.maximum(n_labelled, 1.0)), x[0], x[-1])
-        py = np.clip(np.log1p(np.maximum(n_unlabelled, 0.0)), y[0], y[-1])
-        return np.asarray(self._read(np.column_stack([px, py])), dtype=float)
+        """The grid's score at each point, read as a replay of it reads one (bilinear in
+        log L and log(1 + U), clamped at the grid's edges)."""
+        read = self.table.score
+        return np.array(
+            [read(int(n), int(u)) for n, u in zip(n_labelled, n_unlabelled, strict=True)]
+        )
 
 
 def shipped(exclude: ReplayTable | None = None) -> tuple[Known, ...]:
@@ -183,7 +171,7 @@ def answer(post: Posterior, raw_at_shares: Array, labelled: Array, unlabelled: A
     predicted = post.predict(raw_at_shares)  # [hypothesis, share]
     expected = post.weights @ predicted
     best = int(np.argmax(expected))
-    regret = float(post.weights @ (predicted.max(axis=1) - predicted[:, best]))
+    regret = expected_regret(post.weights, predicted, best)
     argmaxes = FRACTIONS[np.argmax(predicted, axis=1)]
     order = np.argsort(argmaxes)
     cum = np.cumsum(post.weights[order])
@@ -218,31 +206,41 @@ def log_spaced(low: int, high: int, n: int) -> list[int]:
     return sorted({round(float(x)) for x in np.geomspace(max(low, 1), high, n)})
 
 
+def expected_regret(weights: Array, predicted: Array, choice: int) -> float:
+    """Points of score lost by answering `choice`, against each hypothesis's own best share,
+    weighed by the hypotheses' weights (predicted: [hypothesis, share])."""
+    return float(weights @ (predicted.max(axis=1) - predicted[:, choice]))
+
+
 def expected_gain(
-    post_raw: tuple[Array, Array],
+    now: Posterior,
+    observations: tuple[Array, Array],
     designs: Sequence[Array],
     raw_at_shares: Array,
-    noise_sd: float,
 ) -> Array:
     """[design]: the expected drop in regret (points of score) from observing each design
     (one or more pilots; raw scores [hypothesis, pilot]), one step ahead (the knowledge
     gradient over the hypotheses): each hypothesis in turn is the truth, its predicted
     scores are observed, the answer is redone, and its regret under that truth is weighed by
-    the hypothesis's current weight."""
-    raw_obs, observed = post_raw
-    now = posterior(raw_obs, observed, noise_sd)
+    the hypothesis's current weight. `now` is the posterior given `observations` (raw scores
+    [hypothesis, observation], observed scores)."""
+    raw_obs, observed = observations
     predicted = now.predict(raw_at_shares)
-    best_each = predicted.max(axis=1)
-    regret_now = float(now.weights @ (best_each - predicted[:, np.argmax(now.weights @ predicted)]))
+    regret_now = expected_regret(now.weights, predicted, int(np.argmax(now.weights @ predicted)))
     truths = np.flatnonzero(now.weights > 1e-4)
+    weights = np.zeros_like(now.weights)
+    weights[truths] = now.weights[truths] / now.weights[truths].sum()
     gains = []
     for design in designs:
         truth_scores = now.predict(design)  # [hypothesis, pilot]
         raw_next = np.concatenate([raw_obs, design], axis=1)
-        after = 0.0
+        choices = np.zeros(len(weights), dtype=int)
         for truth in truths:
-            nxt = posterior(raw_next, np.append(observed, truth_scores[truth]), noise_sd)
-            choice = int(np.argmax(nxt.expected(raw_at_shares)))
-            after += now.weights[truth] * (best_each[truth] - predicted[truth, choice])
-        gains.append(regret_now - after / now.weights[truths].sum())
+            y = np.append(observed, truth_scores[truth])
+            nxt = posterior(raw_next, y, now.noise_sd)
+            choices[truth] = int(np.argmax(nxt.expected(raw_at_shares)))
+        after = float(
+            weights @ (predicted.max(axis=1) - predicted[np.arange(len(weights)), choices])
+        )
+        gains.append(regret_now - after)
     return np.asarray(np.maximum(np.array(gains, dtype=float), 0.0), dtype=float)

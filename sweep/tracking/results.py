@@ -224,16 +224,6 @@ def how_priced(tracker: Tracker, task: str, sweeps: Iterable[str]) -> dict[str, 
     return out
 
 
-def usual_pricing(rows: Sequence[TrialRow]) -> tuple[float | None, float | None]:
-    """(price per label, per device-hour) that most of `rows` were priced at."""
-
-    def usual(prices: list[float | None]) -> float | None:
-        known = Counter(round(p, 6) for p in prices if p is not None).most_common(1)
-        return known[0][0] if known else None
-
-    return usual([label_price(r) for r in rows]), usual([device_hour_price(r) for r in rows])
-
-
 def _row(run: Any) -> TrialRow:
     m, p, t = run.data.metrics, run.data.params, run.data.tags
     number = t.get("optuna.trial_number")

@@ -171,10 +171,36 @@ def test_the_plan_charges_the_meter_that_prices_b_and_reports_the_ledger(
     stored = [_row(labels, 100, 0, "stored")]
     result = plan(_runner(labels, []), _settings(two_worlds), stored)
     rows = [s.row for s in result.steps if s.row is not None]
-    assert result.compute_usd == pytest.approx(sum(r.compute_spent_usd for r in rows))
+    assert rows, format_plan(result)
+    # B's meter charges each trial its teacher; the plan pays a teacher once.
+    expected, trained = 0.0, set()
+    for r in rows:
+        refund = FEVER.teacher_usd(r.n_labels_used) if r.n_labels_used in trained else 0.0
+        expected += r.compute_spent_usd - (refund if r.n_unlabelled else 0.0)
+        trained |= {r.n_labels_used} if r.n_unlabelled else set()
+    assert result.compute_usd == pytest.approx(expected)
     assert result.ledger_usd == pytest.approx(0.01 * len(rows))
     assert result.spent_usd == pytest.approx(result.compute_usd + result.label_usd)
-    assert result.compute_usd <= result.settings.max_spend_usd
+
+
+@pytest.mark.parametrize("cap_usd", [2.0, 6.0, 15.0])
+def test_the_cap_holds_at_worst_whatever_the_answer_becomes(
+    two_worlds: Worlds, cap_usd: float
+) -> None:
+    labels, _ = two_worlds
+    # A stored trial with many labels does not make a pilot's labels free: they were bought
+    # before the plan, and the plan pays for its own.
+    stored = [_row(labels, 100, 0, "stored"), _row(labels, 3000, 0, "stored-large")]
+    s = _settings(two_worlds, max_spend_usd=cap_usd)
+    result = plan(_runner(labels, []), s, stored)
+    mine = [step.row for step in result.steps if step.row is not None]
+    assert result.compute_usd + label_charge_usd(s, mine, 0) <= cap_usd + 1e-9
+    assert result.spent_usd <= cap_usd + 1e-9
+
+
+def test_bad_pilot_counts_are_one_line() -> None:
+    with pytest.raises(ValueError, match=r"`max_pilots >= 0` must hold, but got max_pilots=-3"):
+        _settings(prior.shipped(), max_pilots=-3)
 
 
 def test_a_landscape_never_reaches_its_own_prior(tmp_path: Path) -> None:
