@@ -66,8 +66,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run_sweep(cfg, resume=args.resume)
     print(
         f"sweep {summary.name}: {summary.n_finished} trials finished, {summary.n_failed} failed;"
-        f" best score {summary.best_score if summary.best_score is not None else '-'}"
-        f" with {summary.best_params}"
+        f" highest score {summary.best_score if summary.best_score is not None else '-'}"
+        f" with {summary.best_params} (the answer, with noise and trivial baselines weighed:"
+        " sweep best)"
     )
     if not summary.n_finished:
         return _no_trial_finished(summary)

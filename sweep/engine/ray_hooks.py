@@ -149,7 +149,8 @@ class Progress(Callback):
         t = self.tally
         t.done += 1
         t.spent_usd += trial_spent_usd(result)  # as the spending cap counts it
-        if t.best is None or result["score"] > t.best:
+        learned = "student" not in str(result.get("degenerate") or "").split(",")
+        if learned and (t.best is None or result["score"] > t.best):  # a constant is no best
             t.best, t.best_fraction = float(result["score"]), result["compute_fraction"]
         # What this allocation costs, against its own budget: never a sum over trials.
         allocation = f"${float(result.get('practitioner_usd', 0.0)):.2f}"
@@ -169,7 +170,10 @@ class Progress(Callback):
 
     def _line(self, event: str) -> None:
         t = self.tally
-        best = "-" if t.best is None else f"{t.best:.4f} at f={t.best_fraction:.2f}"
+        if t.best is not None:
+            best = f"{t.best:.4f} at f={t.best_fraction:.2f}"
+        else:  # before any trial, or when every one so far learned nothing
+            best = "none learned yet" if t.done else "-"
         spent = f"{t.spent_usd:.2f}" if t.spent_usd >= 1 else f"{t.spent_usd:.4f}"
         print(
             f"[{t.done}/{self.total} done, {len(self.running)} running, {t.failed} failed] "

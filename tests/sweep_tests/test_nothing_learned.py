@@ -190,3 +190,28 @@ def test_doctor_says_when_a_recipe_learns_nothing_and_what_to_try(
     assert "warn learns mrpc: teacher" in out and "warn learns mrpc: student" in out
     assert "100 % of dev rows are 'paraphrase'" in out
     assert "FAIL learns mrpc" in out and "--teacher-lr" in out and "--seed-labels 120" in out
+
+
+def test_the_console_never_calls_a_constant_predictor_the_best() -> None:
+    import io
+    from types import SimpleNamespace
+
+    import optuna
+
+    from sweep.engine.ray_hooks import Progress
+
+    out = io.StringIO()
+    study = optuna.create_study(direction="maximize")
+    progress = Progress(3, study, out)
+
+    def finish(trial_id: str, fraction: float, score: float, degenerate: str) -> str:
+        result = {"stage": "final", "score": score, "compute_fraction": fraction,
+                  "degenerate": degenerate, "practitioner_usd": 1.0}  # fmt: skip
+        trial = SimpleNamespace(trial_id=trial_id, last_result=result,
+                                config={"compute_fraction": fraction})  # fmt: skip
+        progress.on_trial_complete(0, [], trial)
+        return out.getvalue().splitlines()[-1]
+
+    assert "best none learned yet" in finish("a", 1.0, 0.715, "student,teacher")
+    assert "best 0.5900 at f=0.00" in finish("b", 0.0, 0.59, "")
+    assert "best 0.5900 at f=0.00" in finish("c", 0.5, 0.715, "student")
