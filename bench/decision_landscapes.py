@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import statistics
 from collections.abc import Sequence
@@ -68,8 +69,10 @@ def load_grid(path: Path, args: argparse.Namespace | None = None) -> Grid:
     return Grid(path.stem, ReplayTable.from_csv(path), task, float(price), own)
 
 
-def shipped_grids() -> list[Grid]:
-    return [load_grid(prior.LANDSCAPES / f"{k.name}.csv") for k in prior.shipped()]
+@functools.cache
+def shipped_grids() -> tuple[Grid, ...]:
+    """The package's landscapes as priced grids, read once (every cell's baseline asks)."""
+    return tuple(load_grid(prior.LANDSCAPES / f"{k.name}.csv") for k in prior.shipped())
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,7 @@ def standing_line(who: str, figures: Mapping[str, Any]) -> str:
     kind = "class" if figures.get("metric") in CLASSIFICATION_METRICS else "output"
     if share >= 1.0:
         return f"{who} predicts one {kind}: 100 % of dev rows are {top!r} ({versus})"
-    if who in str(figures.get("degenerate") or "").split(","):
+    if who in learned_nothing(figures.get("degenerate")):
         return (
             f"{who} does not beat its trivial baseline beyond noise ({versus}); "
             f"{_percent(share)} of dev rows are {top!r}"
@@ -191,7 +191,11 @@ def standing_line(who: str, figures: Mapping[str, Any]) -> str:
     return f"{who} beats its trivial baseline ({versus}); {_percent(share)} of dev rows are {top!r}"
 
 
+def learned_nothing(degenerate: object) -> list[str]:
+    """The models a trial's `degenerate` figure names ("student,teacher"; "" or None: none)."""
+    return [who for who in str(degenerate or "").split(",") if who]
+
+
 def degenerate_lines(figures: Mapping[str, Any]) -> list[str]:
     """A line for each model of a trial that learned nothing (none when both learned)."""
-    marked = [w for w in str(figures.get("degenerate") or "").split(",") if w]
-    return [standing_line(who, figures) for who in marked]
+    return [standing_line(who, figures) for who in learned_nothing(figures.get("degenerate"))]

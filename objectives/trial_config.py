@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from objectives.baselines import standing_line
+from objectives.baselines import learned_nothing, standing_line
 from objectives.budget import (
     PAPER_USD_PER_DEVICE_HOUR,
     Allocation,
@@ -329,7 +329,7 @@ def _baseline_lines(r: Mapping[str, Any]) -> list[str]:
     return [
         f"  trivial baseline ({r.get('trivial_predictor') or '-'}): dev {r['trivial_score']:.4f}",
         *(
-            ("  NOTHING LEARNED: " if who in str(r.get("degenerate")).split(",") else "  ")
+            ("  NOTHING LEARNED: " if who in learned_nothing(r.get("degenerate")) else "  ")
             + standing_line(who, r)
             for who in models
         ),

@@ -231,14 +231,14 @@ def _best_design(
     s: PlanSettings,
     rows: Sequence[TrialRow],
     mine: Sequence[TrialRow],
-    state: tuple[prior.Posterior, prior.Answer, prior.Array],
+    state: tuple[prior.Posterior, prior.Answer, prior.Array, prior.Array],
     committed_usd: float,
     room: int,
 ) -> tuple[Design, float, float] | str:
     """(design, its expected gain in points, points per dollar) of the design with the best
     net value, or why none runs. `state`: the posterior, its answer and the raw scores of
-    every hypothesis at every share."""
-    post, ans, raw_shares = state
+    every hypothesis at every share of B and of a quarter less (what a dollar is worth)."""
+    post, ans, raw_shares, raw_less = state
     designs = _designs(s, rows, mine, ans, committed_usd, room)
     if not designs:
         return f"the ${s.max_spend_usd - committed_usd:.2f} left of the cap buys no new pilot"
@@ -253,7 +253,7 @@ def _best_design(
     learned = learned_rows(rows)
     observations = (_observations(s.known, learned), np.array([r.score for r in learned]))
     gains = prior.expected_gain(post, observations, raws, raw_shares)
-    rate = prior.points_per_usd(post, s.known, s.setting)
+    rate = prior.points_per_usd(post, raw_shares, raw_less, s.budget_usd)
     prices = np.array([sum(usd for _, usd in design) for design in designs])
     net = gains - rate * prices
     pick = int(np.argmax(net))
@@ -286,6 +286,7 @@ def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
     rows = list(known)
     buys = s.setting.buys()
     raw_shares = prior.raw_scores(s.known, *buys)
+    raw_less = prior.raw_scores(s.known, *s.setting.buys(prior.SMALLER_BUDGET * s.budget_usd))
     first = prior.answer(
         prior.posterior(_observations(s.known, []), np.array([]), s.noise_sd), raw_shares, *buys
     )
@@ -301,7 +302,9 @@ def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
         # Labels pilots bought count against the cap at their worst (the answer may buy
         # them later): the cap holds whatever the answer becomes.
         committed = spent + label_charge_usd(s, rows[len(known) :], 0)
-        best = _best_design(s, rows, rows[len(known) :], (post, ans, raw_shares), committed, room)
+        best = _best_design(
+            s, rows, rows[len(known) :], (post, ans, raw_shares, raw_less), committed, room
+        )
         if isinstance(best, str):
             stopped = best
             break

@@ -18,6 +18,7 @@ batched over particles; no maintained library fits a mixture of transplanted gri
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +54,16 @@ class Known:
         )
 
 
+@functools.cache
+def _packaged() -> tuple[Known, ...]:
+    """The package's landscapes, read once per process (a plan asks for them at every step)."""
+    return tuple(Known(p.stem, ReplayTable.from_csv(p)) for p in sorted(LANDSCAPES.glob("*.csv")))
+
+
 def shipped(exclude: ReplayTable | None = None) -> tuple[Known, ...]:
     """The landscapes in the package, less any whose scores are `exclude`'s (so that a
     landscape never informs its own prior, whatever its file is called)."""
-    known = [Known(p.stem, ReplayTable.from_csv(p)) for p in sorted(LANDSCAPES.glob("*.csv"))]
-    return tuple(k for k in known if exclude is None or k.table.scores != exclude.scores)
+    return tuple(k for k in _packaged() if exclude is None or k.table.scores != exclude.scores)
 
 
 @dataclass(frozen=True)
@@ -190,13 +196,17 @@ def answer(post: Posterior, raw_at_shares: Array, labelled: Array, unlabelled: A
     )
 
 
-def points_per_usd(post: Posterior, known: Sequence[Known], setting: Setting) -> float:
-    """What a dollar of B is worth at the answer: the expected best score lost if B were a quarter
-    smaller, per dollar (a decision's spending comes out of the same pocket)."""
-    smaller = 0.75 * setting.budget_usd
-    at_b = post.expected(raw_scores(known, *setting.buys())).max()
-    at_less = post.expected(raw_scores(known, *setting.buys(smaller))).max()
-    return max(0.0, float(at_b - at_less)) / (setting.budget_usd - smaller)
+SMALLER_BUDGET = 0.75  # B less a quarter: how much a dollar of B is worth is read there
+
+
+def points_per_usd(
+    post: Posterior, raw_at_b: Array, raw_at_less: Array, budget_usd: float
+) -> float:
+    """What a dollar of B is worth at the answer: the expected best score lost if B were a
+    quarter smaller (raw scores at every share of B and of SMALLER_BUDGET x B), per dollar (a
+    decision's spending comes out of the same pocket)."""
+    lost = post.expected(raw_at_b).max() - post.expected(raw_at_less).max()
+    return max(0.0, float(lost)) / ((1 - SMALLER_BUDGET) * budget_usd)
 
 
 def log_spaced(low: int, high: int, n: int) -> list[int]:

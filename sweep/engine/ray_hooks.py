@@ -18,7 +18,7 @@ from ray import tune
 from ray.tune import Callback
 from ray.tune.search import Searcher
 
-from objectives.baselines import degenerate_lines
+from objectives.baselines import degenerate_lines, learned_nothing
 from sweep.engine.progress import HEARTBEAT_S, Tally, failure_reason, point_label, systematic
 from sweep.engine.refresher import refresher
 from sweep.engine.spend import SpendLedger
@@ -149,7 +149,7 @@ class Progress(Callback):
         t = self.tally
         t.done += 1
         t.spent_usd += trial_spent_usd(result)  # as the spending cap counts it
-        learned = "student" not in str(result.get("degenerate") or "").split(",")
+        learned = "student" not in learned_nothing(result.get("degenerate"))
         if learned and (t.best is None or result["score"] > t.best):  # a constant is no best
             t.best, t.best_fraction = float(result["score"]), result["compute_fraction"]
         # What this allocation costs, against its own budget: never a sum over trials.

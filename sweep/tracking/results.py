@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from objectives.baselines import learned_nothing as models_that_learned_nothing
 from objectives.tasks import CLASSIFICATION_METRICS
 from objectives.trial_config import TrialResult
 from sweep.tables import format_table
@@ -97,7 +98,7 @@ _BEST_FIELDS = frozenset(f.name for f in fields(BestAllocation))
 def learned_nothing(row: TrialRow) -> bool:
     """The trial's student did not beat its trivial baseline beyond noise, or gave every dev
     row one prediction (in any seed); False where no baseline was measured."""
-    return "student" in row.degenerate.split(",")
+    return "student" in models_that_learned_nothing(row.degenerate)
 
 
 def learned_rows(rows: Iterable[TrialRow]) -> list[TrialRow]:

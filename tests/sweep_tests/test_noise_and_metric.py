@@ -19,6 +19,7 @@ from sweep.tracking.mlflow_store import Tracker
 from sweep.tracking.optuna_store import check_study_metric, optuna_storage
 from sweep.tracking.results import best_allocations, format_best
 from sweep.tracking.schema import score_interval
+from tests.logged_runs import RunStore, logged_run
 from tests.sweep_tests.conftest import synthetic_config
 
 cloudpickle.register_pickle_by_value(__import__(__name__))
@@ -47,20 +48,7 @@ def _run(run_id: str, fraction: float, score: float, low: float, high: float) ->
     metrics = {"score": score, "score_low": low, "score_high": high, "n_seeds": 1.0}
     tags = {"doa.sweep": "s", "doa.task": "fever", "doa.budget_usd": "30"}
     tags["strategy"] = "annotate" if fraction == 0 else "mixed"
-    return SimpleNamespace(
-        info=SimpleNamespace(run_id=run_id, start_time=1),
-        data=SimpleNamespace(
-            metrics=metrics, params={"compute_fraction": str(fraction)}, tags=tags
-        ),
-    )
-
-
-class _Store:
-    def __init__(self, runs: list[Any]) -> None:
-        self.runs = runs
-
-    def trial_runs(self, task: str | None = None, sweep: str | None = None) -> list[Any]:
-        return self.runs
+    return logged_run(run_id, fraction, metrics, tags, 1)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +62,7 @@ def test_sweep_best_says_whether_the_best_beats_annotate_only_beyond_noise(
     best: Any, verdict: str, beyond: bool
 ) -> None:
     annotate = _run("a", 0.0, 0.700, 0.68, 0.72)
-    [row] = best_allocations(_Store([annotate, best]))  # type: ignore[arg-type]
+    [row] = best_allocations(RunStore([annotate, best]))  # type: ignore[arg-type]
     assert row.compute_fraction == 0.4 and row.versus_annotate_only == verdict
     assert row.to_dict()["beyond_noise"] is beyond
     assert row.to_dict()["vs_annotate_only"] == pytest.approx(best.data.metrics["score"] - 0.7)
@@ -82,25 +70,25 @@ def test_sweep_best_says_whether_the_best_beats_annotate_only_beyond_noise(
 
 
 def test_sweep_best_without_an_annotate_only_trial_says_so() -> None:
-    [row] = best_allocations(_Store([_run("b", 0.4, 0.7, 0.6, 0.8)]))  # type: ignore[arg-type]
+    [row] = best_allocations(RunStore([_run("b", 0.4, 0.7, 0.6, 0.8)]))  # type: ignore[arg-type]
     assert row.versus_annotate_only == "no annotate-only trial"
-    [alone] = best_allocations(_Store([_run("a", 0.0, 0.7, 0.6, 0.8)]))  # type: ignore[arg-type]
+    [alone] = best_allocations(RunStore([_run("a", 0.0, 0.7, 0.6, 0.8)]))  # type: ignore[arg-type]
     assert alone.versus_annotate_only == "annotate-only is best"
 
 
 def test_a_study_refuses_a_second_metric(tmp_path: Path) -> None:
     cfg = synthetic_config(tmp_path)
     optuna.create_study(study_name=cfg.name, storage=optuna_storage(cfg.optuna_storage))
-    check_study_metric(cfg, "accuracy", _Store([]))  # the first stores its metric
-    check_study_metric(cfg, "accuracy", _Store([]))
+    check_study_metric(cfg, "accuracy", RunStore([]))  # the first stores its metric
+    check_study_metric(cfg, "accuracy", RunStore([]))
     with pytest.raises(ValueError, match="scores with metric 'accuracy'.*scored with 'ibleu'"):
-        check_study_metric(cfg, "ibleu", _Store([]))
+        check_study_metric(cfg, "ibleu", RunStore([]))
     # A study from before the metric was stored: its MLflow runs name it.
     old = synthetic_config(tmp_path, name="old")
     optuna.create_study(study_name=old.name, storage=optuna_storage(old.optuna_storage))
     tagged = SimpleNamespace(data=SimpleNamespace(tags={"metric": "macro_f1"}))
     with pytest.raises(ValueError, match="never mixes two metrics"):
-        check_study_metric(old, "micro_f1", _Store([tagged]))
+        check_study_metric(old, "micro_f1", RunStore([tagged]))
 
 
 def relabelled(cfg: TrialConfig, report: Any = None) -> TrialResult:

@@ -25,6 +25,7 @@ from sweep.tracking.results import (
     row_from_result,
 )
 from sweep.tracking.schema import combine_seeds
+from tests.logged_runs import RunStore, logged_run
 from tests.tiny_task import LEARNS
 
 ONE_CLASS = {"top_prediction": "paraphrase", "top_prediction_share": 1.0}
@@ -39,20 +40,7 @@ def _run(run_id: str, fraction: float, score: float, width: float, **figures: An
     tags["metric"] = "accuracy"
     for name, value in figures.items():
         (tags if isinstance(value, str) else metrics)[name] = value
-    return SimpleNamespace(
-        info=SimpleNamespace(run_id=run_id, start_time=int(fraction * 100)),
-        data=SimpleNamespace(
-            metrics=metrics, params={"compute_fraction": str(fraction)}, tags=tags
-        ),
-    )
-
-
-class _Store:
-    def __init__(self, runs: list[Any]) -> None:
-        self.runs = runs
-
-    def trial_runs(self, task: str | None = None, sweep: str | None = None) -> list[Any]:
-        return self.runs
+    return logged_run(run_id, fraction, metrics, tags, int(fraction * 100))
 
 
 def _issue_runs(logged: bool) -> list[Any]:
@@ -84,10 +72,10 @@ def _issue_runs(logged: bool) -> list[Any]:
 
 def test_the_issues_false_win_was_a_constant_predictor_and_is_no_answer_now() -> None:
     # Runs without the trivial baseline (logged before it existed): today's false win.
-    [before] = best_allocations(_Store(_issue_runs(logged=False)))  # type: ignore[arg-type]
+    [before] = best_allocations(RunStore(_issue_runs(logged=False)))  # type: ignore[arg-type]
     assert before.versus_annotate_only.endswith("(beyond the interval)")
     # Logged as trials log them now: nothing learned, and no split recommended.
-    [after] = best_allocations(_Store(_issue_runs(logged=True)))  # type: ignore[arg-type]
+    [after] = best_allocations(RunStore(_issue_runs(logged=True)))  # type: ignore[arg-type]
     assert after.nothing_learned and after.beyond_noise is False
     assert after.versus_annotate_only == "nothing learned"
     table = format_best([after])
@@ -113,7 +101,7 @@ def test_a_trial_that_learned_is_ranked_above_one_that_did_not() -> None:
         _run("a", 0.0, 0.80, 0.02, trivial_score=0.6, **learned),
         _run("d", 1.0, 0.82, 0.02, trivial_score=0.6, degenerate="student", **ONE_CLASS),
     ]
-    [best] = best_allocations(_Store(runs))  # type: ignore[arg-type]
+    [best] = best_allocations(RunStore(runs))  # type: ignore[arg-type]
     assert best.compute_fraction == 0.0 and not best.nothing_learned
     assert best.margin_low == pytest.approx(0.1)
     assert best.note.startswith("1 of 2 trials learned nothing")
@@ -194,7 +182,6 @@ def test_doctor_says_when_a_recipe_learns_nothing_and_what_to_try(
 
 def test_the_console_never_calls_a_constant_predictor_the_best() -> None:
     import io
-    from types import SimpleNamespace
 
     import optuna
 
