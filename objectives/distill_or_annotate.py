@@ -17,9 +17,11 @@ holds the stages themselves. Heavy imports (torch, transformers) live here and b
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -63,11 +65,11 @@ def _step_clock(device: torch.device) -> Callable[[], float]:
 
 
 def _evaluate(
-    trial: Trial, student: Any, teacher: TeacherOutcome
+    trial: Trial, student: Any, teacher: TeacherOutcome, predictions: list[str]
 ) -> tuple[MetricResult, dict[str, Any]]:
-    """The student's dev score, and the student and teacher against the trivial baseline on
-    the same dev rows (the `TrialResult` fields of `objectives.baselines.Comparison`)."""
-    predictions = trial.predict(student, trial.dev)
+    """The student's dev score from its `predictions`, and the student and teacher against
+    the trivial baseline on the same dev rows (the `TrialResult` fields of
+    `objectives.baselines.Comparison`)."""
     dev = score(trial.spec, predictions, trial.dev)
     taught = None
     if teacher.model is not None:
@@ -81,6 +83,16 @@ def _evaluate(
     assert dev.stats is not None  # every score keeps its per-example statistics
     versus = compare(trial.spec, dev.name, trial.gold, trial.dev, (predictions, dev.stats), taught)
     return dev, versus.fields()
+
+
+def _write_predictions(path: str, dev: list[str], test: list[str]) -> None:
+    """The student's predictions, in the order of the task's dev and test rows (a partial
+    file never stands: it is written beside and renamed)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps({"dev": dev, "test": test}))
+    partial.replace(target)
 
 
 def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
@@ -125,9 +137,12 @@ def run_trial(cfg: TrialConfig, report: Report | None = None) -> TrialResult:
     with _timed(timings, name, "student", report):
         distilled = student_stage(trial, student, soft_items, softs, meter, student_meter)
     with _timed(timings, name, "evaluate", report):
-        dev, versus = _evaluate(trial, student, teacher)
-        scored = trial.test if cfg.score_test else []
-        test = trial.evaluate(student, scored).value if scored else None
+        dev_predictions = trial.predict(student, trial.dev)
+        dev, versus = _evaluate(trial, student, teacher, dev_predictions)
+        test_predictions = trial.predict(student, trial.test) if cfg.score_test else []
+        test = score(trial.spec, test_predictions, trial.test).value if test_predictions else None
+        if cfg.predictions_file:
+            _write_predictions(cfg.predictions_file, dev_predictions, test_predictions)
     for line in degenerate_lines({"metric": dev.name, **versus}):
         logger.warning("trial %s: %s", name, line)
     result = TrialResult.from_allocation(

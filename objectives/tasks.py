@@ -6,7 +6,7 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -329,6 +329,13 @@ def require_cost_model(spec: TaskSpec) -> CostModel:
             "d x unlabelled/1000 dollars), or use --meter estimated."
         )
     return spec.cost_model
+
+
+def with_teacher_fixed_usd(spec: TaskSpec, a_usd: float | None) -> TaskSpec:
+    """The task with its cost model's fixed teacher cost set to `a_usd` (None: as it is)."""
+    if a_usd is None or spec.cost_model is None:
+        return spec
+    return replace(spec, cost_model=replace(spec.cost_model, a_usd=a_usd))
 
 
 def load_task_file(path: str | Path) -> TaskSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,7 +17,7 @@ from objectives.budget import (
     allocate_counts,
 )
 from objectives.meter import MeterMode, get_profile
-from objectives.tasks import TaskSpec, get_task, load_task_file
+from objectives.tasks import TaskSpec, get_task, load_task_file, with_teacher_fixed_usd
 
 Report = Callable[[dict[str, Any]], None]
 # What became of a trial's teacher, and whether a stage came from the stage cache.
@@ -63,6 +64,9 @@ class TrialConfig:
     usd_per_label: float | None = None  # None: the task's own price
     usd_per_device_hour: float = PAPER_USD_PER_DEVICE_HOUR
     charge_student_training: bool = False
+    # The paper meter's fixed teacher cost a; None: the task's cost model's (for the paper's
+    # tasks $3, an assumption: the paper says only "a few dollars").
+    a_usd: float | None = None
     meter: MeterMode = "estimated"
     hardware: str = "a100"
     n_devices: int = 1
@@ -70,6 +74,9 @@ class TrialConfig:
     data_dir: str | None = None
     task_file: str | None = None
     cache_dir: str | None = None
+    # Where to write the student's dev and test predictions (JSON), so that trials can be
+    # compared row by row (bench/paper_table.py); None: not kept.
+    predictions_file: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.compute_fraction <= 1.0:
@@ -102,6 +109,8 @@ class TrialConfig:
                 f"{self.min_distill_steps}."
             )
         get_profile(self.hardware)
+        if self.a_usd is not None and not (math.isfinite(self.a_usd) and self.a_usd >= 0):
+            raise ValueError(f"`a_usd >= 0` must hold, but got a_usd={self.a_usd!r}.")
 
     def distill_epochs_for(self, n_unlabelled: int) -> int:
         """`distill_epochs`, or more for a pool too small to give `min_distill_steps`."""
@@ -111,10 +120,13 @@ class TrialConfig:
         return max(self.distill_epochs, -(-self.min_distill_steps // steps_per_epoch))
 
     def task_spec(self) -> TaskSpec:
+        """The task, with `a_usd` in its cost model when set."""
         if self.task_file:
             spec = load_task_file(self.task_file)
-            return get_task(self.task, {spec.name: spec})
-        return get_task(self.task)
+            spec = get_task(self.task, {spec.name: spec})
+        else:
+            spec = get_task(self.task)
+        return with_teacher_fixed_usd(spec, self.a_usd)
 
     def resolved_family(self, spec: TaskSpec) -> Literal["encoder", "seq2seq"]:
         if self.family != "auto":

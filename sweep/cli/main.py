@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from objectives.data import load_task_data
-from objectives.tasks import get_task
+from objectives.tasks import get_task, with_teacher_fixed_usd
 from objectives.trial_config import format_result
 from sweep import config
 from sweep.cli.options import (
@@ -156,7 +156,7 @@ def _plan_prices(args: argparse.Namespace, spec: Any) -> Any:
             f"task {spec.name!r} has no compute cost model; give its task file a [cost_model] "
             "(a_usd, b_usd_per_1k_labelled, d_usd_per_1k_unlabelled) to plan its split"
         )
-    return spec.cost_model
+    return with_teacher_fixed_usd(spec, args.a_usd).cost_model
 
 
 def _landscapes(paths: Sequence[str] | None) -> Any:

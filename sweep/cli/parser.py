@@ -89,6 +89,13 @@ def _add_trial_options(parser: argparse.ArgumentParser, sweep: bool) -> None:
         choices=["estimated", "measured", "paper"],
         help="how compute is priced: FLOPs, wall clock, or the paper's per-task cost model",
     )
+    parser.add_argument(
+        "--a-usd",
+        type=float,
+        metavar="USD",
+        help="the paper meter's fixed teacher cost a (default: the task's; $3 for the paper's "
+        "tasks, an assumption)",
+    )
     parser.add_argument("--hardware", help="FLOP profile for the estimated meter: a100, h100, cpu")
     parser.add_argument("--n-devices", type=int, help="devices a distillation trial holds")
     parser.add_argument("--cache-dir", help="stage cache folder shared by trials")
