@@ -74,7 +74,8 @@ CELLS = (
 )
 # The a-sensitivity row: one task and budget at a = $1, $3 (a main cell) and $5.
 A_ROW = (Setting("fever", 100, 7.0, 1.0), Setting("fever", 100, 7.0, 5.0))
-TINY_CELLS = (Setting("fever", 20, 3.5, 3.0), Setting("fever", 20, 3.6, 3.0))
+# At $3.5 only f = 1 spends B, at $4.2 only f = 0.75 (f = 1 would want more than the pool).
+TINY_CELLS = (Setting("fever", 20, 3.5, 3.0), Setting("fever", 20, 4.2, 3.0))
 TINY_SEEDS = 2
 TINY_TRIAL = {
     "teacher_epochs": 1,
@@ -162,6 +163,10 @@ def why_not_spent(setting: Setting, share: float, train_rows: int) -> str:
     return ""
 
 
+def _trial_file(folder: Path, share: float, seed: int, kind: str) -> Path:
+    return folder / f"f{share:g}-seed{seed}.{kind}"
+
+
 def run_arm_trial(
     folder: Path, setting: Setting, share: float, seed: int, tiny: bool
 ) -> dict[str, Any]:
@@ -169,11 +174,10 @@ def run_arm_trial(
     from objectives.distill_or_annotate import run_trial
     from objectives.trial_config import trial_config
 
-    stem = folder / f"f{share:g}-seed{seed}"
-    result_file = stem.with_suffix(".json")
+    result_file = _trial_file(folder, share, seed, "json")
     if result_file.exists():
         return dict(json.loads(result_file.read_text()))
-    predictions = stem.with_suffix(".predictions.json")
+    predictions = _trial_file(folder, share, seed, "predictions.json")
     values = {**_trial_values(setting, share, seed, tiny), "predictions_file": str(predictions)}
     result = run_trial(trial_config(values, preset="cpu-small")).to_dict()
     row = {"run_id": uuid.uuid4().hex, "cell": setting.name, **result}
@@ -185,8 +189,8 @@ def run_arm_trial(
 def _stats(spec: TaskSpec, trial: dict[str, Any], folder: Path, split: str, rows: Any) -> Any:
     from objectives.metrics import metric_stats
 
-    stem = folder / f"f{trial['compute_fraction']:g}-seed{trial['seed']}"
-    predictions = json.loads(stem.with_suffix(".predictions.json").read_text())[split]
+    kept = _trial_file(folder, trial["compute_fraction"], trial["seed"], "predictions.json")
+    predictions = json.loads(kept.read_text())[split]
     return metric_stats(spec, predictions, rows)[1]
 
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,12 +34,13 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.Co
 
 
 @pytest.mark.slow
-def test_every_benchmark_runs_and_prints_its_ratio_last() -> None:
+def test_every_benchmark_runs_and_prints_its_ratio_last(tmp_path: Path) -> None:
     # Three at a time: most of each is process and Ray start-up, which overlaps well on two
     # cores (one after another they took 167 s of the suite's 15 minutes).
     from concurrent.futures import ThreadPoolExecutor
 
     commands = {s: [sys.executable, str(BENCH / s), "--tiny"] for s in SCRIPTS}
+    commands["paper_table.py"] += ["--results", str(tmp_path)]
     commands["gpu_check.sh"] = ["bash", str(BENCH / "gpu_check.sh"), "--tiny"]
     env = {**os.environ, "PYTHON": sys.executable}
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -54,6 +56,26 @@ def test_every_benchmark_runs_and_prints_its_ratio_last() -> None:
         # The paper table's figure is the share of cells distillation won: 0 is an outcome.
         assert float(ratio.group(1)) > 0 or script == "paper_table.py", (script, last)
     _check_the_gpu_check(runs["gpu_check.sh"])
+    _check_the_paper_tables_result_file(tmp_path)
+
+
+def _check_the_paper_tables_result_file(folder: Path) -> None:
+    """Every cell ran its own trials: both arms at every seed, no run reported twice."""
+    import json
+
+    (path,) = folder.glob("paper_table-tiny-*.json")
+    body = json.loads(path.read_text())
+    seeds, run_ids = body["setting"]["seeds"], []
+    for cell in body["cells"]:
+        assert {t["cell"] for t in cell["trials"]} == {cell["name"]}
+        by_share: dict[float, list[int]] = {}
+        for trial in cell["trials"]:
+            by_share.setdefault(trial["compute_fraction"], []).append(trial["seed"])
+        assert all(sorted(s) == list(range(seeds)) for s in by_share.values()), by_share
+        assert 0.0 in by_share and len(by_share) == 1 + len(cell["candidates"])
+        run_ids += [t["run_id"] for t in cell["trials"]]
+    assert len(run_ids) == len(set(run_ids)) and len(body["cells"]) == 2
+    assert body["table"][2:] == [line for line in body["table"] if line.startswith("| fever")]
 
 
 def _check_the_gpu_check(run: subprocess.CompletedProcess[str]) -> None:
@@ -153,3 +175,57 @@ def test_a_result_file_names_its_command_commit_and_machine(
     body = json.loads(first.read_text())
     assert {"command", "commit", "date", "machine", "setting", "cells"} <= body.keys()
     assert body["cells"] == [1, 2] and body["commit"]
+
+
+def _stats(correct: list[int]) -> Any:
+    from objectives.metrics import mean_stats
+
+    return mean_stats([float(c) for c in correct])
+
+
+def test_the_paired_difference_resamples_seeds_and_rows_together() -> None:
+    sys.path.insert(0, str(BENCH.parent))
+    from bench.paper_table import paired_difference
+
+    rng = np.random.default_rng(3)
+    rows = 400
+    annotate = [_stats(list(rng.random(rows) < 0.6)) for _ in range(3)]
+    # The same trials against themselves: no difference, and no width.
+    assert paired_difference(annotate, annotate) == (0.0, 0.0, 0.0)
+    # Each distillation seed right on every row its annotate seed got, and on 10 % more.
+    better = [
+        _stats([int(c or rng.random() < 0.25) for c in a.rows[:, 0]]) for a in annotate
+    ]
+    point, low, high = paired_difference(annotate, better)
+    assert 0 < low < point < high
+    # Pairing matters: unpaired 400-row intervals of two accuracies near 0.6 and 0.7 overlap
+    # (each about +-0.04), while the paired difference's interval excludes 0.
+    assert high - low < 0.08
+    # Seeds are resampled too: one seed far off widens the interval.
+    mixed = [better[0], better[1], annotate[2]]
+    assert paired_difference(annotate, mixed)[1] < low
+    with pytest.raises(ValueError, match="same rows"):
+        paired_difference(annotate, [_stats([1] * 10)] * 3)
+    with pytest.raises(ValueError, match="one annotate-only trial per distillation trial"):
+        paired_difference(annotate, better[:2])
+
+
+def test_the_readmes_comparison_table_comes_from_a_result_file() -> None:
+    """Every row of the paper comparison in README.md and bench/README.md is a row that
+    bench/paper_table.py printed into a result file in bench/results/."""
+    import json
+
+    printed = {
+        line
+        for path in (BENCH / "results").glob("paper_table-*.json")
+        for line in json.loads(path.read_text())["table"]
+    }
+    for readme in (BENCH.parent / "README.md", BENCH / "README.md"):
+        rows = [
+            line
+            for line in readme.read_text().splitlines()
+            if line.startswith(("| fever |", "| multipit_id |", "| bbc_news |"))
+        ]
+        assert rows, f"{readme.name}: no paper comparison rows"
+        missing = [row for row in rows if row not in printed]
+        assert not missing, f"{readme.name}: rows in no result file: {missing}"

@@ -114,3 +114,31 @@ def test_the_paper_preset_scores_every_row() -> None:
     fields = {"task": "fever", "budget_usd": 30.0, "n_seed_labels": 100, "compute_fraction": 0.5}
     assert trial_config(fields, "paper").max_eval_examples is None
     assert trial_config(fields, "cpu-small").max_eval_examples == 200
+
+
+def test_a_usd_reprices_the_teacher_and_predictions_are_kept(
+    priced_task: Path, tmp_path: Path
+) -> None:
+    import json
+
+    # a = $3.00 instead of $0.50: the teacher on 80 labels costs 3 + 1.6 = $4.60 of the $6,
+    # leaving $1.40 for floor(1.40 / 0.04) = 35 examples, cut to whole windows of 16 = 32.
+    kept = tmp_path / "kept" / "predictions.json"
+    cfg = _config(priced_task, meter="paper", a_usd=3.0, predictions_file=str(kept))
+    assert cfg.task_spec().cost_model == CostModel(3.0, 20.0, 40.0)
+    result = run_trial(cfg)
+    assert (result.n_labels_used, result.n_unlabelled) == (80, 32)
+    assert result.compute_spent_usd == pytest.approx(4.60 + 40 * 32 / 1000, abs=1e-9)
+    # The student's predictions, one per dev and test row, in the rows' order.
+    predictions = json.loads(kept.read_text())
+    spec = cfg.task_spec()
+    from objectives.data import load_task_data
+    from objectives.metrics import score
+
+    data = load_task_data(spec, None)
+    assert len(predictions["dev"]) == len(data.dev) and len(predictions["test"]) == len(data.test)
+    assert score(spec, predictions["dev"], data.dev).value == pytest.approx(result.score)
+    assert score(spec, predictions["test"], data.test).value == pytest.approx(result.test_score)
+    assert not list(kept.parent.glob("*.partial"))
+    with pytest.raises(ValueError, match=r"`a_usd >= 0` must hold, but got a_usd=-1"):
+        _config(priced_task, meter="paper", a_usd=-1.0)

@@ -210,6 +210,8 @@ TRIAL = ["trial", "--task", "fever", "--budget", "10", "--seed-labels", "5"]
             [*TRIAL, "--compute-fraction", "0.5", "--max-eval-examples", "0"],
             "max_eval_examples=0",
         ),
+        ([*TRIAL, "--compute-fraction", "1", "--a-usd", "-1"], "a_usd=-1"),
+        (["plan", "--task", "fever", "--budget", "10", "--a-usd", "-2"], "a_usd=-2"),
         (
             [
                 "plan",
