@@ -323,6 +323,11 @@ def table_row(cell: dict[str, Any]) -> str:
     )
 
 
+def _same_but_a(cell: dict[str, Any], other: dict[str, Any]) -> bool:
+    mine, theirs = dict(cell["setting"]), dict(other["setting"])
+    return mine.pop("a_usd") != theirs.pop("a_usd") and mine == theirs
+
+
 def candidate_lines(cell: dict[str, Any]) -> list[str]:
     """Each candidate share as a fixed choice (dev and test means), and the shares left out."""
     shares = ", ".join(
@@ -348,32 +353,45 @@ def main() -> None:
     cells: Sequence[Setting] = TINY_CELLS if args.tiny else CELLS
     if args.a_usd is not None:
         cells = [Setting(c.task, c.seed_labels, c.budget_usd, args.a_usd) for c in cells]
-    elif not (args.tiny or args.no_a_row):
-        cells = [*cells, *A_ROW]
+    a_row = () if args.tiny or args.no_a_row or args.a_usd is not None else A_ROW
     seeds = TINY_SEEDS if args.tiny else SEEDS
     commit = current_commit()  # what the trials ran, whatever the tree is when they end
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.root or tmp)
         table = [run_cell(root, c, seeds, args.tiny) for c in cells]
+        extra = [run_cell(root, c, seeds, args.tiny) for c in a_row]
     rows = [*header(seeds), *(table_row(c) for c in table)]
+    # The a-sensitivity row: its cells beside the main cell they vary, by a.
+    varied = sorted(
+        [*extra, *(c for c in table if any(_same_but_a(c, e) for e in extra))],
+        key=lambda c: c["setting"]["a_usd"],
+    )
+    a_rows = [*header(seeds), *(table_row(c) for c in varied)] if extra else []
     print("\n".join(rows))
+    if a_rows:
+        print("the teacher's fixed cost a (a = $3 is the main table's row):")
+        print("\n".join(a_rows))
     print("candidate shares (mean over seeds; each a fixed choice):")
-    for cell in table:
+    for cell in [*table, *extra]:
         print("\n".join(candidate_lines(cell)))
     counted = [c for c in table if c["counted"]]
     wins = sum(c["verdict"] == "distillation, beyond noise" for c in counted)
     losses = sum(c["verdict"] == "annotation, beyond noise" for c in counted)
+    by_a = "".join(f", a=${c['setting']['a_usd']:g}: {c['verdict']}" for c in varied)
+    if varied:
+        first = varied[0]["setting"]
+        by_a = f"; {first['task']} ${first['budget_usd']:g} at{by_a[1:]}"
     last = (
         f"distillation beats annotate only beyond noise in {wins} of {len(counted)} counted "
         f"cells ({len(table) - len(counted)} not counted), loses beyond noise in {losses} "
-        f"(the paper: wins in 45 of 48); share of counted cells won: "
+        f"(the paper: wins in 45 of 48){by_a}; share of counted cells won: "
         f"{wins / max(len(counted), 1):.2f}"
     )
     path = write_result_file(
         "paper_table" + ("-tiny" if args.tiny else ""),
         {"seeds": seeds, "shares": SHARES, "preset": "cpu-small", "meter": "paper",
          "interval_mass": INTERVAL_MASS, "resamples": RESAMPLES, "tiny": args.tiny},
-        {"cells": table, "table": rows, "summary": last},
+        {"cells": table, "a_cells": extra, "table": [*rows, *a_rows], "summary": last},
         folder=Path(args.results) if args.results else None,
         commit=commit,
     )  # fmt: skip
