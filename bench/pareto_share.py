@@ -109,15 +109,14 @@ def measure(root: Path, task: str, names: tuple[str, ...]) -> dict[str, Any]:
         bool(b.score_low is not None and b.score_low > a.score)
         for a, b in itertools.pairwise(front)
     ]
-    # The front's cheaper and dearer halves by dollars (a middle point, if any, in neither).
-    half = len(front) // 2
-    cheaper, dearer = front[:half], front[len(front) - half :]
+    # The front's cheaper and dearer halves by dollars (a middle point in both).
+    cheaper, dearer = front[: (len(front) + 1) // 2], front[len(front) // 2 :]
     return {
         "task": task,
         "points": points,
         "front_usd_and_share": [(r.practitioner_usd, _share(r)) for r in front],
-        "cheaper_half_share": float(np.mean([_share(r) for r in cheaper])) if cheaper else 0.0,
-        "dearer_half_share": float(np.mean([_share(r) for r in dearer])) if dearer else 0.0,
+        "cheaper_half_share": float(np.mean([_share(r) for r in cheaper])),
+        "dearer_half_share": float(np.mean([_share(r) for r in dearer])),
         "all_points_median_share": float(np.median([_share(r) for r in rows])),
         "front_steps_beyond_noise": f"{sum(steps)} of {len(steps)}",
         "score_range": max(r.score for r in rows) - min(r.score for r in rows),
