@@ -259,13 +259,14 @@ def test_the_readmes_comparison_figures_come_from_the_newest_result_files() -> N
     table = _newest_result("paper_table")
     for readme in (BENCH.parent / "README.md", BENCH / "README.md"):
         rows = [
-            line
+            line.strip()
             for line in readme.read_text().splitlines()
-            if line.startswith(("| fever |", "| multipit_id |", "| bbc_news |"))
+            if line.strip().startswith(("| fever |", "| multipit_id |", "| bbc_news |"))
         ]
-        assert rows, f"{readme.name}: no paper comparison rows"
+        shown = readme.relative_to(BENCH.parent)
+        assert rows, f"{shown}: no paper comparison rows"
         missing = [row for row in rows if row not in table["table"]]
-        assert not missing, f"{readme.name}: rows not in the newest result file: {missing}"
+        assert not missing, f"{shown}: rows not in the newest result file: {missing}"
     quoted = " ".join((BENCH / "README.md").read_text().split())
     for benchmark in ("paper_table", "pareto_share"):
         summary = _newest_result(benchmark)["summary"]
