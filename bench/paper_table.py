@@ -26,6 +26,7 @@ fixed share, chosen by nobody) are printed beside the arms. The run writes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -231,38 +232,33 @@ def run_cell(root: Path, setting: Setting, seeds: int, tiny: bool) -> dict[str, 
         s: [run_arm_trial(folder, setting, s, seed, tiny) for seed in range(seeds)]
         for s in candidates
     }
+    # What the trials really left unspent decides, whatever was planned.
+    unspent = {s: max(t["unspent_usd"] for t in ts) for s, ts in distils.items()}
+    tolerance = spec.usd_per_label + 0.01 * setting.budget_usd
+    spent = {s: ts for s, ts in distils.items() if unspent[s] <= tolerance}
     # The trivial predictor (the training split's majority class) on the test rows.
     _, trivial = trivial_predictions(spec, data.train, data.test)
     cell: dict[str, Any] = {
-        "setting": setting.__dict__,
+        "setting": dataclasses.asdict(setting),
         "name": setting.name,
         "metric": spec.metric,
         "test_rows": len(data.test),
         "trivial_test_score": score(spec, trivial, data.test).value,
-        "not_candidates": [w for w in why_not.values() if w],
+        "not_candidates": [
+            *(w for w in why_not.values() if w),
+            *(f"f={s:g}: ${unspent[s]:.2f} left unspent" for s in distils if s not in spent),
+        ],
         "trials": [*annotate, *(t for ts in distils.values() for t in ts)],
         "annotate_test": _mean([t["test_score"] for t in annotate]),
         "candidates": {
             f"{s:g}": {
                 "dev": _mean([t["score"] for t in ts]),
                 "test": _mean([t["test_score"] for t in ts]),
-                "max_unspent_usd": max(t["unspent_usd"] for t in ts),
+                "max_unspent_usd": unspent[s],
             }
             for s, ts in distils.items()
         },
     }
-    # What the trials really left unspent decides, whatever was planned.
-    tolerance = spec.usd_per_label + 0.01 * setting.budget_usd
-    spent = {
-        s: ts
-        for s, ts in distils.items()
-        if cell["candidates"][f"{s:g}"]["max_unspent_usd"] <= tolerance
-    }
-    cell["not_candidates"] += [
-        f"f={s:g}: ${cell['candidates'][f'{s:g}']['max_unspent_usd']:.2f} left unspent"
-        for s in distils
-        if s not in spent
-    ]
     if not spent:
         return {**cell, "counted": False, "verdict": "not counted: no share spends B here"}
     # Seed i's share is chosen on the other seeds' dev scores: a seed's own luck, which its
@@ -325,9 +321,9 @@ def table_row(cell: dict[str, Any]) -> str:
     )
 
 
-def _same_but_a(cell: dict[str, Any], other: dict[str, Any]) -> bool:
-    mine, theirs = dict(cell["setting"]), dict(other["setting"])
-    return mine.pop("a_usd") != theirs.pop("a_usd") and mine == theirs
+def _but_a(setting: dict[str, Any]) -> tuple[str, int, float]:
+    """A cell's setting less its a: what the a-sensitivity row holds fixed."""
+    return setting["task"], setting["seed_labels"], setting["budget_usd"]
 
 
 def candidate_lines(cell: dict[str, Any]) -> list[str]:
@@ -364,8 +360,9 @@ def main() -> None:
         extra = [run_cell(root, c, seeds, args.tiny) for c in a_row]
     rows = [*header(seeds), *(table_row(c) for c in table)]
     # The a-sensitivity row: its cells beside the main cell they vary, by a.
+    varied_cells = {_but_a(c) for c in (dataclasses.asdict(s) for s in a_row)}
     varied = sorted(
-        [*extra, *(c for c in table if any(_same_but_a(c, e) for e in extra))],
+        (c for c in [*table, *extra] if _but_a(c["setting"]) in varied_cells),
         key=lambda c: c["setting"]["a_usd"],
     )
     a_rows = [*header(seeds), *(table_row(c) for c in varied)] if extra else []

@@ -77,10 +77,6 @@ def _rows(root: Path, task: str, names: tuple[str, ...]) -> list[Any]:
     return [r for name in names for r in finished_trials(tracker, task=task, sweep=name)]
 
 
-def _share(row: Any) -> float:
-    return float(row.compute_spent_usd / row.practitioner_usd) if row.practitioner_usd else 0.0
-
-
 def measure(root: Path, task: str, names: tuple[str, ...]) -> dict[str, Any]:
     """Every point of the task's grids, their front, and the front's compute shares."""
     from sweep.tracking.results import pareto_set
@@ -95,7 +91,7 @@ def measure(root: Path, task: str, names: tuple[str, ...]) -> dict[str, Any]:
             "unlabelled": int(r.n_unlabelled),
             "total_usd": r.practitioner_usd,
             "compute_usd": r.compute_spent_usd,
-            "compute_share": _share(r),
+            "compute_share": r.compute_share,
             "dev_score": r.score,
             "dev_low": r.score_low,
             "dev_high": r.score_high,
@@ -117,10 +113,10 @@ def measure(root: Path, task: str, names: tuple[str, ...]) -> dict[str, Any]:
     return {
         "task": task,
         "points": points,
-        "front_usd_and_share": [(r.practitioner_usd, _share(r)) for r in front],
-        "cheaper_half_share": float(np.mean([_share(r) for r in cheaper])),
-        "dearer_half_share": float(np.mean([_share(r) for r in dearer])),
-        "all_points_median_share": float(np.median([_share(r) for r in rows])),
+        "front_usd_and_share": [(r.practitioner_usd, r.compute_share) for r in front],
+        "cheaper_half_share": float(np.mean([r.compute_share for r in cheaper])),
+        "dearer_half_share": float(np.mean([r.compute_share for r in dearer])),
+        "all_points_median_share": float(np.median([r.compute_share for r in rows])),
         "front_steps_beyond_noise": f"{sum(steps)} of {len(steps)}",
         "score_range": max(r.score for r in rows) - min(r.score for r in rows),
         "median_interval_width": float(np.median(widths)) if widths else float("nan"),

@@ -139,10 +139,8 @@ def grid(rows: Sequence[TrialRow], path: Path) -> Path:
     front = pareto_set(rows)
     ax.step([r.practitioner_usd for r in front], [r.score for r in front], where="post", color="k")
     for r in front:
-        share = r.compute_spent_usd / r.practitioner_usd if r.practitioner_usd else 0.0
-        ax.annotate(
-            f"L={r.n_labels_used}, {share:.0%} compute", (r.practitioner_usd, r.score), fontsize=7
-        )
+        label = f"L={r.n_labels_used}, {r.compute_share:.0%} compute"
+        ax.annotate(label, (r.practitioner_usd, r.score), fontsize=7)
     ax.set_xscale("log")
     ax.set_title(f"{rows[0].task}: labelled x unlabelled grid and its Pareto front")
     ax.set_xlabel("total dollars (labels + compute), log scale")

@@ -140,10 +140,10 @@ def grid_sentence(rows: Sequence[TrialRow]) -> str:
         return f"**Grid: {nothing_learned_note(rows[0].task, rows)}**."
     rows = learned_rows(rows)
     best = max(rows, key=rank_key)
-    share = best.compute_spent_usd / best.practitioner_usd if best.practitioner_usd else 0.0
     text = (
         f"**Grid: {best.n_labels_used:,} labels + {best.n_unlabelled:,.0f} unlabelled** "
-        f"(${best.practitioner_usd:,.2f}, {percent(share)} compute), score {_score(best)}"
+        f"(${best.practitioner_usd:,.2f}, {percent(best.compute_share)} compute), "
+        f"score {_score(best)}"
     )
     top = best_trial(r for r in rows if r.n_unlabelled == 0)
     if top is not None and best.n_unlabelled != 0:

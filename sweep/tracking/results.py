@@ -38,6 +38,11 @@ class TrialRow(TrialFigures):
     start_time_ms: int
     grid: bool = False  # a point of the labelled x unlabelled grid, not a budget's split
 
+    @property
+    def compute_share(self) -> float:
+        """The share of the dollars it spent that went to compute (0 when it spent none)."""
+        return self.compute_spent_usd / self.practitioner_usd if self.practitioner_usd else 0.0
+
 
 _ROW_FIELDS = frozenset(f.name for f in fields(TrialRow))
 
@@ -408,7 +413,7 @@ def format_grid(rows: list[Any]) -> str:
             f"{r.n_unlabelled:.0f}",
             f"{r.practitioner_usd:.2f}",
             f"{r.compute_spent_usd:.2f}",
-            f"{r.compute_spent_usd / r.practitioner_usd:.0%}" if r.practitioner_usd else "-",
+            f"{r.compute_share:.0%}" if r.practitioner_usd else "-",
             f"{r.score:.4f}",
             "*" if r.run_id in front else "",
         )
