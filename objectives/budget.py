@@ -28,6 +28,9 @@ PAPER_USD_PER_LABEL: Mapping[str, float] = MappingProxyType(
 )
 
 _MICRO = Decimal("0.000001")
+# The largest budget a sweep takes: amounts are floats kept to the micro-dollar, which a
+# float holds exactly only below about 9e9 dollars (and Decimal's 28 digits below 1e22).
+MAX_BUDGET_USD = 1e9
 
 
 def _dec(value: float) -> Decimal:
@@ -128,6 +131,11 @@ class Budget:
             raise ValueError(
                 f"`budget_usd > 0` must hold, but got budget_usd={self.usd!r}. "
                 "Pass a positive number of dollars, e.g. --budget 300."
+            )
+        if self.usd > MAX_BUDGET_USD:
+            raise ValueError(
+                f"`budget_usd <= {MAX_BUDGET_USD:.0e}` must hold (dollars are kept to the "
+                f"micro-dollar), but got budget_usd={self.usd!r}."
             )
 
 
@@ -319,6 +327,10 @@ def allocate_counts(
     if n_new_labels < 0:
         raise ValueError(f"`n_new_labels >= 0` must hold, but got n_new_labels={n_new_labels}.")
     _check_finite_nonnegative("compute_usd", compute_usd)
+    if compute_usd > MAX_BUDGET_USD:
+        raise ValueError(
+            f"`compute_usd <= {MAX_BUDGET_USD:.0e}` must hold, but got compute_usd={compute_usd!r}."
+        )
     price = prices.label_price(task)
     annotation = n_new_labels * _dec(price)
     compute = _dec(compute_usd).quantize(_MICRO, rounding=ROUND_FLOOR)

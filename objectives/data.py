@@ -114,6 +114,15 @@ def find_data_files(task: TaskSpec, data_dir: str | Path | None = None) -> dict[
     return {}
 
 
+def local_data(task: TaskSpec, data_dir: str | Path | None = None) -> bool:
+    """Whether the task's data files are on this machine (its own files, `data_dir` or the
+    default data folders); a folder that does not hold them is no error here."""
+    try:
+        return bool(find_data_files(task, data_dir))
+    except ValueError:
+        return False
+
+
 def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, row) from a JSON Lines, CSV or Parquet file."""
     try:

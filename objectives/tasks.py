@@ -100,6 +100,12 @@ class TaskSpec:
                     f"Task {self.name!r}: a classification task needs at least 2 labels, "
                     f"but got labels={list(self.labels)!r}."
                 )
+        repeated = [label for i, label in enumerate(self.labels) if label in self.labels[:i]]
+        if repeated:  # a label listed twice would be two classes of one name
+            raise ValueError(
+                f"Task {self.name!r}: labels must be distinct, but {repeated[0]!r} is listed "
+                f"{self.labels.count(repeated[0])} times in labels={list(self.labels)!r}."
+            )
         if not math.isfinite(self.usd_per_label) or self.usd_per_label <= 0:
             raise ValueError(
                 f"Task {self.name!r}: `usd_per_label > 0` must hold, "
@@ -388,6 +394,12 @@ def load_task_file(path: str | Path) -> TaskSpec:
             f"{where}: 'usd_per_label' must be a number, got {raw['usd_per_label']!r}."
         ) from None
     cost_model = _cost_model(raw.get("cost_model"), where)
+    if str(raw["name"]) in BUILTIN_TASKS:
+        # Its trials would be pooled with the built-in task's (other data, other prices).
+        raise ValueError(
+            f"{where}: name={raw['name']!r} is a built-in task's; give your task a name of "
+            f"its own (built-in: {', '.join(sorted(BUILTIN_TASKS))})."
+        )
     try:
         return TaskSpec(
             name=str(raw["name"]),

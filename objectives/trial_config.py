@@ -6,6 +6,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from objectives.baselines import learned_nothing, standing_line
@@ -276,6 +277,20 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
         "n_threads": 2,
     },
 }
+
+
+def check_model_paths(cfg: TrialConfig) -> None:
+    """A teacher or student named by a local path (absolute, or starting with ./, ../ or ~)
+    must exist: refused before a sweep starts, not by each of its trials in turn. Other
+    names are hub ids or offline names, which only loading can check."""
+    for option in ("teacher", "student"):
+        name = getattr(cfg, option)
+        local = name is not None and name.startswith(("/", "./", "../", "~"))
+        if local and not Path(name).expanduser().exists():
+            raise ValueError(
+                f"--{option} {name!r} is a path that does not exist; give a model folder that "
+                "exists, a hub id that is cached or reachable, or an offline name."
+            )
 
 
 def trial_config(values: Mapping[str, Any], preset: str = "paper") -> TrialConfig:

@@ -23,6 +23,7 @@ OPTION_TO_FIELD = {
     "trials": "n_trials",
     "compute_allowance": "compute_allowance_usd",
     "max_spend": "max_spend_usd",
+    "pending_timeout": "pending_timeout_s",
 }
 FIELD_TO_OPTION = {v: k for k, v in OPTION_TO_FIELD.items()}
 TRIAL_FIELDS = frozenset(f.name for f in dataclasses.fields(TrialConfig))

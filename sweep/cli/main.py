@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from objectives.data import load_task_data
+from objectives.budget import Budget
+from objectives.data import load_task_data, local_data
 from objectives.tasks import get_task, with_teacher_fixed_usd
 from objectives.trial_config import format_result
 from sweep import config
@@ -66,8 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run_sweep(cfg, resume=args.resume)
     print(
         f"sweep {summary.name}: {summary.n_finished} trials finished, {summary.n_failed} failed;"
-        f" highest score {summary.best_score if summary.best_score is not None else '-'}"
-        f" with {summary.best_params} (the answer, with noise and trivial baselines weighed:"
+        f" {_highest(summary)} (the answer, with noise and trivial baselines weighed:"
         " sweep best)"
     )
     if not summary.n_finished:
@@ -78,15 +78,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _highest(summary: Any) -> str:
+    """The best trial's score and point, rounded as `sweep best` rounds them."""
+    if summary.best_score is None:
+        return "highest score -"
+
+    def shown(name: str, value: Any) -> str:
+        if name == "compute_fraction":
+            return f"{float(value):.3f}"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    point = ", ".join(f"{k}={shown(k, v)}" for k, v in summary.best_params.items())
+    return f"highest score {summary.best_score:.4f} with {point or 'the defaults'}"
+
+
 EXIT_NOTHING_FINISHED = 1
 
 
 def _no_trial_finished(summary: Any) -> int:
     """A sweep that finished no trial has failed: say why, exit non-zero."""
     reasons = list(dict.fromkeys(summary.failures))
+    why = "reasons: " + " | ".join(reasons[:3]) if reasons else "no failure was reported"
+    if summary.stopped and not reasons:  # e.g. the spending cap refused the first trial
+        why = summary.stopped
     print(
-        f"sweep {summary.name}: no trial finished ({summary.n_failed} failed); "
-        + ("reasons: " + " | ".join(reasons[:3]) if reasons else "no failure was reported"),
+        f"sweep {summary.name}: no trial finished ({summary.n_failed} failed); {why}",
         file=sys.stderr,
     )
     return EXIT_NOTHING_FINISHED
@@ -135,10 +151,10 @@ def _pool_cap(args: argparse.Namespace) -> int | None:
 
 
 def _label_cap(args: argparse.Namespace, spec: Any) -> int | None:
-    """The most labels a real pilot can buy: the rows of the task's training split."""
-    if (args.objective or "real") != "real":
+    """The most labels a pilot can buy: the rows of the task's training split (for a
+    stand-in, where its files are on this machine: its sweeps refuse more, as real ones)."""
+    if (args.objective or "real") != "real" and not local_data(spec, args.data_dir):
         return None
-
     return len(load_task_data(spec, args.data_dir).train)
 
 
@@ -185,6 +201,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
     if not args.budget > 0:
         raise ValueError(f"`budget_usd > 0` must hold, but got --budget {args.budget!r}.")
+    Budget(args.budget)  # and no more than the largest budget
     max_spend = args.max_spend if args.max_spend is not None else 0.1 * args.budget
     spec = get_task(args.task, config.user_tasks(args.task_file))
     settings = plan.PlanSettings(

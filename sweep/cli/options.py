@@ -12,14 +12,21 @@ from objectives.budget import PriceBook
 from objectives.data import check_data_dir
 from sweep import config
 from sweep.cli import fields as option_fields
-from sweep.cli.parser import UsageError
+from sweep.cli.parser import UsageError, file_values
+
+
+def read_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's --config file: every key an option of the command, every value what
+    that option takes (parsed as the command line would)."""
+    file_cfg = config.read_config_file(args.config)
+    option_fields.check_file_keys(args, file_cfg)
+    return file_values(args.command, str(args.config), file_cfg)
 
 
 def trial_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config file, TrialConfig fields) for a command with trial options."""
     check_data_dir(args.data_dir)
-    file_cfg = config.read_config_file(args.config)
-    option_fields.check_file_keys(args, file_cfg)
+    file_cfg = read_config(args)
     task_files = args.task_file or file_cfg.get("task_file") or []
     extra = config.user_tasks([task_files] if isinstance(task_files, str) else task_files)
     book = config.book_from(args, file_cfg, extra)
@@ -82,7 +89,8 @@ def stored_sweep(sweep_values: dict[str, Any]) -> dict[str, Any]:
 def resumed(stored: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """The stored config with what this command line may change; a change to what the
     sweep measures is refused."""
-    given_trial = values.get("trial", {})
+    # Paths as the stored config keeps them: absolute (`tests/data` is `/abs/tests/data`).
+    given_trial = config.absolute_paths(dict(values.get("trial", {})))
     for key in config.FIXED_ON_RESUME:
         if key != "trial" and key in values and values[key] != stored[key]:
             raise ValueError(
@@ -156,7 +164,10 @@ def grid_config(args: argparse.Namespace) -> config.SweepConfig:
             "--seed-labels (--compute-allowance caps each point's compute)"
         )
     args.seed_labels = 0
-    args.trials = len(args.labels or []) * len(args.unlabelled or []) or None
+    # Each point once: a number given twice (`--labels 100,100`) is one point.
+    args.labels = list(dict.fromkeys(args.labels or []))
+    args.unlabelled = list(dict.fromkeys(args.unlabelled or []))
+    args.trials = len(args.labels) * len(args.unlabelled) or None
     if args.name is None and args.task:
         args.name = f"{args.task}-grid"
     return sweep_config(args, grid=(args.labels or [], args.unlabelled or []))
@@ -177,8 +188,7 @@ def plan_options(args: argparse.Namespace) -> PriceBook:
                 f"sweep plan takes no --{option}: it names and sizes its own pilot sweeps "
                 "(TASK-plan-STAMP-rN); each plan starts from the task's finished trials"
             )
-    file_cfg = config.read_config_file(args.config)
-    option_fields.check_file_keys(args, file_cfg)
+    file_cfg = read_config(args)
     files = file_cfg.get("task_file") or []
     args.task_file = args.task_file or ([files] if isinstance(files, str) else files)
     extra = config.user_tasks(args.task_file)

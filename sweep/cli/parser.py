@@ -122,6 +122,13 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--asha", action="store_true", default=None, help="stop bad trials early")
     parser.add_argument(
+        "--pending-timeout",
+        type=float,
+        metavar="S",
+        help="stop the sweep when a trial waits longer than S seconds for the cluster's "
+        f"resources ({config.DEFAULT_PENDING_TIMEOUT_S:g}; inf: without bound)",
+    )
+    parser.add_argument(
         "--objective",
         choices=config.OBJECTIVES,
         help="real (default), synthetic or replay (a table of measured results)",
@@ -150,18 +157,82 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--student-node-resource", help="custom resource of student nodes")
 
 
-def _numbers(kind: type[int] | type[float], what: str) -> Callable[[str], list[Any]]:
-    """An argparse type for comma-separated numbers, naming the bad item."""
+class _Numbers:
+    """An argparse type for comma-separated numbers, naming the bad item (a config file
+    gives the same as a list: `item` is each number's type)."""
 
-    def parse(text: str) -> list[Any]:
+    def __init__(self, item: type[int] | type[float], what: str) -> None:
+        self.item, self.what = item, what
+
+    def __call__(self, text: str) -> list[Any]:
         try:
-            return [kind(item) for item in text.split(",") if item.strip()]
+            return [self.item(item) for item in text.split(",") if item.strip()]
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{what} takes comma-separated {kind.__name__}s (e.g. 100,500), got {text!r}"
+                f"{self.what} takes comma-separated {self.item.__name__}s (e.g. 100,500), "
+                f"got {text!r}"
             ) from None
 
-    return parse
+
+def _numbers(kind: type[int] | type[float], what: str) -> Callable[[str], list[Any]]:
+    return _Numbers(kind, what)
+
+
+# Keys the price book reads and checks itself (`sweep.config.files.price_book`).
+_PRICE_KEYS = frozenset({"usd_per_device_hour", "charge_student_training", "price"})
+
+
+def file_values(command: str, path: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A --config file's values parsed as the command line parses its options: each value
+    must be what its option takes (TOML's `100.7` is no `--seed-labels`, `true` no
+    `--budget`), and a string goes through the option's own type (`budget = "30"`)."""
+    actions = {action.dest: action for action in command_parser(command)._actions}
+    out = dict(values)
+    for key, value in values.items():
+        action = actions.get(key)
+        if action is not None and key not in _PRICE_KEYS:
+            out[key] = _file_value(action, value, f"--config {path!r}: {key}")
+    return out
+
+
+def _file_value(action: argparse.Action, value: Any, where: str) -> Any:
+    if action.nargs == 0:  # a flag (store_true, store_false)
+        if not isinstance(value, bool):
+            raise UsageError(f"{where}: invalid value {value!r}; true or false")
+        return value
+    if isinstance(action, argparse._AppendAction):  # repeatable: a list, or one value
+        items = value if isinstance(value, list) else [value]
+        return [_one_value(action.type, item, where) for item in items]
+    return _one_value(action.type, value, where)
+
+
+def _one_value(kind: Any, value: Any, where: str) -> Any:
+    if isinstance(kind, _Numbers) and isinstance(value, list):
+        return [_one_value(kind.item, item, where) for item in value]
+    if isinstance(value, str):
+        if kind is None:
+            return value
+        try:
+            return kind(value)  # the command line's own parsing
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+        except (TypeError, ValueError):
+            pass
+    elif kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    name = {None: "string", float: "float", int: "int"}.get(kind, "")
+    if isinstance(kind, _Numbers):
+        name = f"list of {kind.item.__name__}"
+    raise UsageError(f"{where}: invalid {name} value: {value!r}")
+
+
+def command_parser(command: str) -> argparse.ArgumentParser:
+    """The parser of one command (`run`, `trial`, ...)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]  # type: ignore[no-any-return]
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:

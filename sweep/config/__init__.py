@@ -12,17 +12,20 @@ from sweep.config.paths import (
 )
 from sweep.config.sweep_config import (
     DEFAULT_COMPUTE_ALLOWANCE_USD,
+    DEFAULT_PENDING_TIMEOUT_S,
     DEFAULT_ROOT,
     FIXED_ON_RESUME,
     OBJECTIVES,
     SAMPLERS,
     SWEEP_FIELDS,
     SweepConfig,
+    absolute_paths,
     default_sweep_name,
 )
 
 __all__ = [
     "DEFAULT_COMPUTE_ALLOWANCE_USD",
+    "DEFAULT_PENDING_TIMEOUT_S",
     "DEFAULT_ROOT",
     "FIXED_ON_RESUME",
     "OBJECTIVES",
@@ -30,6 +33,7 @@ __all__ = [
     "SAMPLERS",
     "SWEEP_FIELDS",
     "SweepConfig",
+    "absolute_paths",
     "absolute_uri",
     "artifact_root",
     "book_from",

@@ -19,6 +19,8 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--config {str(path)!r} is a folder; pass a TOML file.")
     if not path.is_file():
         raise ValueError(f"--config {str(path)!r} does not exist; pass a TOML file.")
     try:

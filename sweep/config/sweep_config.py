@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from objectives.budget import MAX_BUDGET_USD
 from sweep.config.modes import BudgetRange, BudgetSearch, Grid, Mode
 from sweep.config.paths import absolute_uri, default_storage, default_tracking
 
@@ -16,6 +17,8 @@ SAMPLERS = ("tpe", "gp", "random", "grid")
 OBJECTIVES = ("real", "synthetic", "replay")
 DEFAULT_ROOT = "runs"
 DEFAULT_COMPUTE_ALLOWANCE_USD = 1000.0  # a grid point's compute allowance unless one is given
+# How long a trial may wait for the cluster's resources (PENDING) before the sweep stops.
+DEFAULT_PENDING_TIMEOUT_S = 3600.0
 
 
 # Field metadata: what the sweep measures, which a resume may not change.
@@ -71,6 +74,8 @@ class SweepConfig:
     warm_start: Sequence[str] = ()  # tasks whose best allocations are tried first
     cache: bool = True  # share teachers and soft labels between trials (see objectives.cache)
     max_spend_usd: float | None = None  # start no trial that could take the sweep ledger over it
+    # A trial that waits longer than this for its resources (a busy cluster) stops the sweep.
+    pending_timeout_s: float = DEFAULT_PENDING_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\'\" "):
@@ -84,6 +89,16 @@ class SweepConfig:
                 raise ValueError(f"`{field_name} >= 1` must hold, but got {field_name}={value!r}.")
         if self.retries < 0:
             raise ValueError(f"`retries >= 0` must hold, but got retries={self.retries!r}.")
+        work = self.standin_work_seconds
+        if not (math.isfinite(work) and work >= 0):
+            raise ValueError(
+                f"`standin_work_seconds >= 0` must hold, but got standin_work_seconds={work!r}."
+            )
+        if not self.pending_timeout_s > 0:  # inf: wait for resources without bound
+            raise ValueError(
+                "`pending_timeout_s > 0` must hold, but got "
+                f"pending_timeout_s={self.pending_timeout_s!r}."
+            )
         if self.max_spend_usd is not None and not self.max_spend_usd > 0:
             raise ValueError(
                 f"`max_spend_usd > 0` must hold, but got max_spend_usd={self.max_spend_usd!r}."
@@ -98,7 +113,7 @@ class SweepConfig:
             raise ValueError("--objective replay needs --replay-table FILE (a CSV of results).")
         # Plain copies, not read-only proxies: the config is pickled to Ray workers and
         # stored as JSON in the study.
-        object.__setattr__(self, "trial", _absolute_paths(dict(self.trial)))
+        object.__setattr__(self, "trial", absolute_paths(dict(self.trial)))
         # Every path is made absolute here, in the driver: Ray runs each trial in its own
         # working directory, where a relative path would name another (empty) store.
         object.__setattr__(self, "root", str(Path(self.root).resolve()))
@@ -109,6 +124,8 @@ class SweepConfig:
             object.__setattr__(self, "replay_table", str(Path(self.replay_table).resolve()))
         for name in ("grid_labels", "grid_unlabelled", "budget_range", "warm_start"):
             object.__setattr__(self, name, list(getattr(self, name)))
+        for name in ("grid_labels", "grid_unlabelled"):  # a grid measures each point once
+            object.__setattr__(self, name, list(dict.fromkeys(getattr(self, name))))
         self._check_modes()
 
     def _check_modes(self) -> None:
@@ -146,6 +163,11 @@ class SweepConfig:
         if allowance is None or not math.isfinite(allowance) or not allowance > 0:
             raise ValueError(
                 "`compute_allowance_usd > 0` must hold, but got "
+                f"compute_allowance_usd={allowance!r}."
+            )
+        if allowance > MAX_BUDGET_USD:
+            raise ValueError(
+                f"`compute_allowance_usd <= {MAX_BUDGET_USD:.0e}` must hold, but got "
                 f"compute_allowance_usd={allowance!r}."
             )
         if self.budget_usd:
@@ -212,7 +234,8 @@ FIXED_ON_RESUME = tuple(
 _PATH_FIELDS = ("data_dir", "cache_dir", "task_file")
 
 
-def _absolute_paths(trial: dict[str, Any]) -> dict[str, Any]:
+def absolute_paths(trial: dict[str, Any]) -> dict[str, Any]:
+    """A trial's path fields as absolute paths (as a SweepConfig keeps them)."""
     return {k: str(Path(v).resolve()) if k in _PATH_FIELDS and v else v for k, v in trial.items()}
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from cluster import check_reachable, ray_address
 from objectives.budget import Budget, allocate
+from objectives.data import local_data
 from objectives.meter import meter_cost_model
-from objectives.trial_config import trial_config
+from objectives.trial_config import check_model_paths, trial_config
 from search_spaces import get_space
 from sweep.config import SweepConfig, check_writable
 from sweep.engine.raystart import check_ray_cluster, cluster_profile, resolve_auto
@@ -30,18 +31,22 @@ def validate(cfg: SweepConfig) -> None:
                 f"budget_usd={lowest:g} buys no label at ${annotate.usd_per_label:g} per "
                 f"label for {spec.name!r}; a sweep needs a budget of at least one label."
             )
-    # The real objective reads the task's data; a stand-in does not, but a task file's data
-    # is read all the same: a file the real objective would refuse is refused here too.
-    if cfg.objective == "real" or base.task_file:
+    # The real objective reads the task's data; a stand-in does not, but reads it all the
+    # same wherever its files are on this machine (a task file's, --data-dir, DOA_DATA_DIR):
+    # what the real objective would refuse is refused here too. A stand-in never downloads a
+    # data set to check it.
+    if cfg.objective == "real" or base.task_file or local_data(spec, base.data_dir):
         from objectives.data import load_task_data
 
         data = load_task_data(spec, base.data_dir)
         labelled = cfg.mode.most_labels(cfg.n_seed_labels)
-        if cfg.objective == "real" and labelled > len(data.train):
+        if labelled > len(data.train):
             raise ValueError(
                 f"`labels <= train pool size` must hold, but {labelled} labels were asked "
                 f"for {spec.name!r}, whose pool has {len(data.train)} rows."
             )
+    if cfg.objective == "real":
+        check_model_paths(base)
     if cfg.objective == "replay":
         from objectives.standins import ReplayTable
 

@@ -3,6 +3,7 @@ only; starts no Ray."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -22,6 +23,8 @@ from sweep.tracking.schema import (
     combine_seeds,
     read_run,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,10 +275,19 @@ def row_from_result(result: TrialResult, run_id: str, sweep_spent_usd: float) ->
 def finished_trials(
     tracker: Tracker, task: str | None = None, sweep: str | None = None
 ) -> list[TrialRow]:
-    """Finished trials with a score; failed, killed and running ones are left out."""
-    rows = [
-        _row(r) for r in tracker.trial_runs(task=task, sweep=sweep) if "score" in r.data.metrics
-    ]
+    """Finished trials with a score; failed, killed and running ones are left out. A sweep
+    whose trials cannot be read (written by a version that took bad values) is left out with
+    one warning, so that it hides none of the others."""
+    rows, unreadable = [], dict[str, str]()
+    for run in tracker.trial_runs(task=task, sweep=sweep):
+        if "score" not in run.data.metrics:
+            continue
+        try:
+            rows.append(_row(run))
+        except (TypeError, ValueError) as exc:
+            unreadable.setdefault(run.data.tags.get(TAG_SWEEP, "?"), str(exc))
+    for name, why in unreadable.items():
+        logger.warning("left out sweep %r: its trials cannot be read (%s)", name, why)
     return sorted(rows, key=lambda r: (r.task, r.budget_usd, r.start_time_ms))
 
 

@@ -132,6 +132,18 @@ def test_bad_data_names_file_line_and_field(tmp_path: Path, rows: list[str], mes
         ),
         ('name = "x"\nprice = 1\n', "unknown field 'price'"),
         ("name = [", "not valid TOML"),
+        # A built-in task's name would pool its trials with the built-in task's.
+        (
+            'name="fever"\nmetric="accuracy"\nusd_per_label=1\ninput_columns=["a"]\n'
+            'target_column="b"\nlabels=["x", "y"]\n[files]\ntrain="t"\ndev="d"\n',
+            "name='fever' is a built-in task's; give your task a name of its own",
+        ),
+        # Two labels of one name would be two classes the data cannot tell apart.
+        (
+            'name="x"\nmetric="accuracy"\nusd_per_label=1\ninput_columns=["a"]\n'
+            'target_column="b"\nlabels=["pos", "neg", "pos"]\n[files]\ntrain="t"\ndev="d"\n',
+            "labels must be distinct, but 'pos' is listed 2 times",
+        ),
     ],
 )
 def test_bad_task_files_are_explained(tmp_path: Path, body: str, message: str) -> None:

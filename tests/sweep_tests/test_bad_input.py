@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sweep.cli.main import main
+from tests.conftest import REPO_DATA
 
 
 def _task(tmp_path: Path, train_lines: list[str], header: str = "") -> Path:
@@ -133,6 +134,22 @@ def test_a_data_file_that_is_not_utf8_is_named(
             'usd_per_label = { fever = "abc" }\n',
             "[prices].usd_per_label.fever must be a number of dollars",
         ),
+        # A value is what its option takes, as on the command line (issue 41, item 2).
+        (
+            'task = "fever"\nbudget = 30\nseed_labels = 100.7\ntrials = 2\n',
+            "seed_labels: invalid int value: 100.7",
+        ),
+        ('task = "fever"\nbudget = true\nseed_labels = 1\ntrials = 2\n', "budget: invalid float"),
+        (
+            'task = "fever"\nbudget = "ten"\nseed_labels = 1\ntrials = 2\n',
+            "budget: invalid float value: 'ten'",
+        ),
+        ('task = "fever"\nbudget = 30\nseed_labels = 1\ntrials = 2.7\n', "trials: invalid int"),
+        ("task = 3\nbudget = 30\nseed_labels = 1\ntrials = 2\n", "task: invalid string value"),
+        (
+            'task = "fever"\nbudget = 30\nseed_labels = 1\ntrials = 2\nasha = "yes"\n',
+            "asha: invalid value 'yes'; true or false",
+        ),
     ],
 )
 def test_bad_config_files(
@@ -227,6 +244,28 @@ TRIAL = ["trial", "--task", "fever", "--budget", "10", "--seed-labels", "5"]
             "max_unlabelled=0",
         ),
         (["report"], "the following arguments are required: --task"),
+        # Issue 41: the largest budget (items 5), stand-in seconds (11), a stand-in's data
+        # sizes (12), a teacher path that does not exist (9), the pending timeout.
+        ([*RUN, "--budget", "1e23"], "`budget_usd <= 1e+09` must hold"),
+        ([*RUN, "--budget", "1e21"], "but got budget_usd=1e+21"),
+        ([*RUN, "--standin-work-seconds", "-1"], "standin_work_seconds=-1.0"),
+        ([*RUN, "--pending-timeout", "0"], "pending_timeout_s=0.0"),
+        (
+            [*RUN, "--seed-labels", "10000000", "--data-dir", str(REPO_DATA)],
+            "10000000 labels were asked for 'fever', whose pool has 1000 rows",
+        ),
+        (
+            [
+                *RUN[:-2],
+                "--seed-labels",
+                "100",
+                "--teacher",
+                "/nonexistent",
+                "--data-dir",
+                str(REPO_DATA),
+            ],
+            "--teacher '/nonexistent' is a path that does not exist",
+        ),
     ],
 )
 def test_bad_command_lines(
@@ -378,3 +417,90 @@ def test_an_unwritable_root_is_named_as_root(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"sweep: error: --root '{root}' is not writable"), err
     assert "--tracking-uri" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (
+            [
+                "grid",
+                "--task",
+                "fever",
+                "--labels",
+                "100000000",
+                "--unlabelled",
+                "0",
+                "--objective",
+                "synthetic",
+                "--data-dir",
+                str(REPO_DATA),
+            ],
+            "100000000 labels were asked for 'fever', whose pool has 1000 rows",
+        ),
+        (["plan", "--task", "fever", "--budget", "1e23"], "`budget_usd <= 1e+09` must hold"),
+        (
+            [
+                "grid",
+                "--task",
+                "fever",
+                "--labels",
+                "100",
+                "--unlabelled",
+                "10",
+                "--compute-allowance",
+                "1e23",
+                "--objective",
+                "synthetic",
+            ],
+            "`compute_allowance_usd <= 1e+09` must hold",
+        ),
+        (["run", "--config", str(REPO_DATA)], "is a folder; pass a TOML file"),
+    ],
+)
+def test_bad_grids_plans_and_config_paths(
+    tmp_path: Path, argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "runs"
+    assert main([*argv, "--root", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1, err
+    assert not root.exists()
+
+
+def test_a_config_file_string_is_parsed_as_the_command_line_parses_it() -> None:
+    from sweep.cli.parser import file_values
+
+    values = {"budget": "30", "trials": 4, "labels": [100, 500], "task_file": "t.toml"}
+    assert file_values("grid", "f.toml", values) == {
+        "budget": 30.0,
+        "trials": 4,
+        "labels": [100, 500],
+        "task_file": ["t.toml"],
+    }
+    assert file_values("grid", "f.toml", {"labels": "100,500"})["labels"] == [100, 500]
+
+
+def test_a_query_leaves_out_a_sweep_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sweep stored with a bad value (as `seed_labels = 100.7` once was) is named and left
+    out; the good sweeps beside it are still answered."""
+    from sweep.tracking.mlflow_store import Tracker
+    from sweep.tracking.schema import TAG_BUDGET, TAG_SEED_LABELS, TAG_SWEEP
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri)
+    experiment = tracker.experiment_id("fever")
+    for sweep, seed_labels in (("good", "100"), ("fever-B30-N100.7", "100.7")):
+        parent = tracker.start_sweep_run("fever", sweep, {})
+        tags = {TAG_SWEEP: sweep, TAG_BUDGET: "30", TAG_SEED_LABELS: seed_labels}
+        run = tracker.start_trial_run("fever", experiment, parent, "t", {}, tags)
+        tracker.log(run, metrics={"score": 0.5, "compute_fraction": 0.0})
+        tracker.end(run)
+    assert main(["best", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "fever" in out and "$30" in out
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1, warned  # one line for the sweep, not one per trial
+    assert "left out sweep 'fever-B30-N100.7': its trials cannot be read" in warned[0]

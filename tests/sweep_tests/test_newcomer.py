@@ -171,6 +171,7 @@ SWEEP_VALUES: dict[str, list[str]] = {
     "asha": ["--asha"],
     "retries": ["--retries", "2"],
     "max_spend_usd": ["--max-spend", "5"],
+    "pending_timeout_s": ["--pending-timeout", "60"],
     "concurrency": ["--concurrency", "3"],
     "seeds": ["--seeds", "2"],
     "sampler": ["--sampler", "random"],
