@@ -306,6 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # UsageError included: every user error is a ValueError
         print(f"sweep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a folder that cannot be written, a full disk: one line too
+        logging.getLogger(__name__).info("the error's traceback (-v)", exc_info=True)
+        print(f"sweep: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt as exc:
         print(f"sweep: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130

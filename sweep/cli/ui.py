@@ -128,7 +128,7 @@ def serve(
     urls = runs_urls(tracker, base, task)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     command = [
-        *(sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracker.tracking_uri),
+        *(sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracker.backend_uri),
         *("--host", host, "--port", str(port), "--workers", "1"),
     ]
     moved = f"{DEFAULT_PORT} is taken; " if asked is None and port != DEFAULT_PORT else ""

@@ -11,9 +11,10 @@ from objectives.data import local_data
 from objectives.meter import meter_cost_model
 from objectives.trial_config import check_model_paths, trial_config
 from search_spaces import get_space
-from sweep.config import SweepConfig, check_writable
+from sweep.config import SweepConfig, check_writable, store_path
 from sweep.engine.raystart import check_ray_cluster, cluster_profile, resolve_auto
 from sweep.engine.trainable import base_fields
+from sweep.tracking.sqlite import check_store, store_lock
 
 
 def validate(cfg: SweepConfig) -> None:
@@ -61,7 +62,7 @@ def validate(cfg: SweepConfig) -> None:
 
 def _check_stores(cfg: SweepConfig) -> None:
     """The root first, then each store: an error names the option the user gave (a store
-    left under --root is reported as --root's)."""
+    left under --root is reported as --root's); a local store that exists must be whole."""
     root = str(Path(cfg.root).resolve())
     check_writable(str(Path(root) / "x"), "--root", root)
     for uri, given, option in (
@@ -69,3 +70,11 @@ def _check_stores(cfg: SweepConfig) -> None:
         (cfg.optuna_storage, cfg.storage, "--storage"),
     ):
         check_writable(uri, option if given is not None else "--root", None if given else root)
+    for uri, what, table in (
+        (cfg.tracking, "MLflow store", "experiments"),
+        (cfg.optuna_storage, "Optuna store", "studies"),
+    ):
+        path = store_path(uri) if uri.startswith("sqlite:") else None
+        if path is not None and path.exists():
+            with store_lock(path):  # a store another sweep is making is whole once it is made
+                check_store(path, what, table)

@@ -32,7 +32,7 @@ from sweep.tracking.schema import (
     TAG_SWEEP,
     TAG_TASK,
 )
-from sweep.tracking.sqlite import fast_sqlite, store_lock
+from sweep.tracking.sqlite import check_store, fast_sqlite, read_only, sqlite_uri, store_lock
 
 logger = logging.getLogger(__name__)
 # MLflow logs every schema migration of a new SQLite store at INFO; keep the console clean.
@@ -204,18 +204,32 @@ def tracker_for(tracking_uri: str) -> Tracker:
 
 
 class Tracker:
-    """Thin, retrying wrapper over MlflowClient for one tracking URI."""
+    """Thin, retrying wrapper over MlflowClient for one tracking URI. A local store that is
+    not whole is refused in one line before anything touches it; one in a folder this
+    process cannot write is read as it is (queries work there) and refuses every write."""
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
-        local = tracking_uri.startswith("sqlite:")
+        path = store_path(tracking_uri) if tracking_uri.startswith("sqlite:") else None
+        self.read_only = path is not None and read_only(path)
         # One process at a time creates (or migrates) a new local store and its default
         # experiment: sweeps started at once on a new root would otherwise race.
-        with store_lock(store_path(tracking_uri) if local else None):
+        with store_lock(path):
+            check_store(path, "MLflow store", "experiments")
             seed_new_store(tracking_uri)
-            self.client = MlflowClient(tracking_uri=tracking_uri)
-            if local:  # the store (its engine) is made here, inside the lock
+            # What the client (and `sweep ui`'s server) opens: a read-only store's copy.
+            self.backend_uri = sqlite_uri(path) if path is not None else tracking_uri
+            self.client = MlflowClient(tracking_uri=self.backend_uri)
+            if path is not None and not self.read_only:  # its engine is made here, locked
                 fast_sqlite(self.client._tracking_client.store.engine)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ValueError(
+                f"The MLflow store {self.tracking_uri} is in a folder this process cannot "
+                "write: it can be read (`sweep best`, `sweep frontier`), not written; copy "
+                "the folder somewhere writable to add to it."
+            )
 
     def experiment_id(self, task: str) -> str:
         """The task's experiment, created (or, made by an older version, brought up to
@@ -223,8 +237,10 @@ class Tracker:
         name = experiment_name(task)
         found = retry(lambda: self.client.get_experiment_by_name(name))
         if found is not None:
-            self._mark(str(found.experiment_id), found.tags)
+            if not self.read_only:
+                self._mark(str(found.experiment_id), found.tags)
             return str(found.experiment_id)
+        self._writable()
         try:
             location = artifact_root(self.tracking_uri)
             return str(
@@ -264,10 +280,12 @@ class Tracker:
 
     def describe_experiment(self, experiment_id: str, markdown: str) -> None:
         """The experiment's description, shown above its runs table."""
+        self._writable()
         retry(lambda: self.client.set_experiment_tag(experiment_id, TAG_NOTE, markdown))
 
     def reopen(self, run_id: str) -> None:
         """A resumed sweep's parent run is RUNNING again."""
+        self._writable()
         retry(lambda: self.client.update_run(run_id, "RUNNING"))
 
     def find_sweep_run(self, task: str, sweep: str) -> str | None:
@@ -284,6 +302,7 @@ class Tracker:
         return str(runs[0].info.run_id) if runs else None
 
     def start_sweep_run(self, task: str, sweep: str, config: Mapping[str, Any]) -> str:
+        self._writable()
         experiment = self.experiment_id(task)
         tags = {TAG_KIND: "sweep", TAG_SWEEP: sweep, TAG_TASK: task, "mlflow.runName": sweep}
         run = retry(lambda: self.client.create_run(experiment, tags=tags, run_name=sweep))
@@ -300,6 +319,7 @@ class Tracker:
         params: Mapping[str, Any],
         tags: Mapping[str, Any],
     ) -> str:
+        self._writable()
         all_tags = {
             "mlflow.parentRunId": parent_run_id,
             "mlflow.runName": name,
@@ -323,6 +343,7 @@ class Tracker:
     ) -> None:
         """One write (per MLflow batch limit) of metrics at `step`, metric histories
         (`steps`: name -> step -> value), params and tags."""
+        self._writable()
         now = int(time.time() * 1000)
         metric_rows = [
             Metric(k, float(v), now, step)
@@ -346,9 +367,11 @@ class Tracker:
     def delete(self, run_id: str) -> None:
         """Remove a run that stands for nothing (a sweep that could not start); MLflow keeps
         it as deleted, out of every search and of the UI."""
+        self._writable()
         retry(lambda: self.client.delete_run(run_id))
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
+        self._writable()
         retry(lambda: self.client.set_terminated(run_id, status))
 
     def fail(self, run_id: str, reason: str, status: str = "FAILED") -> None:
@@ -415,4 +438,5 @@ class Tracker:
 
     def log_artifact(self, run_id: str, path: str, folder: str | None = None) -> None:
         """Copy a file into the run's artifacts (under `folder`), replacing one of its name."""
+        self._writable()
         retry(lambda: self.client.log_artifact(run_id, path, folder))

@@ -8,7 +8,7 @@ from typing import Any
 
 from sweep.config import SweepConfig, store_path
 from sweep.tracking.schema import TAG_TRIAL_NUMBER
-from sweep.tracking.sqlite import fast_sqlite, new_sqlite, store_lock
+from sweep.tracking.sqlite import check_store, fast_sqlite, new_sqlite, sqlite_uri, store_lock
 
 
 def optuna_storage(uri: str) -> Any:
@@ -18,13 +18,15 @@ def optuna_storage(uri: str) -> Any:
 
     if uri.startswith(("sqlite:", "postgresql", "mysql")):
         path = store_path(uri) if uri.startswith("sqlite:") else None
-        if path and ":memory:" not in str(path) and not path.exists():
-            new_sqlite(path)  # its tables are then created in WAL mode: no fsync each
         # Its tables are created (or checked) by one process at a time: sweeps started at
-        # once on a new store would otherwise race to create them.
+        # once on a new store would otherwise race to create them, or find one half-made.
         with store_lock(path):
+            if path and ":memory:" not in str(path) and not path.exists():
+                new_sqlite(path)  # its tables are then created in WAL mode: no fsync each
+            else:
+                check_store(path, "Optuna store", "studies")
             storage = optuna.storages.RDBStorage(
-                uri,
+                sqlite_uri(path) if path and ":memory:" not in str(path) else uri,
                 engine_kwargs={"connect_args": {"timeout": 60}} if path else None,
             )
         fast_sqlite(storage.engine)

@@ -1,7 +1,10 @@
-"""SQLite settings shared by both local stores (MLflow's and Optuna's)."""
+"""SQLite settings shared by both local stores (MLflow's and Optuna's): the write-ahead log,
+the lock around a store's creation, the check that a store is whole before anything reads or
+writes it, and reading a store in a folder this process may not write."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,3 +74,76 @@ def store_lock(path: Path | None) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_only(path: Path) -> bool:
+    """Whether the folder holding a store cannot be written here (a read-only mount, another
+    user's results): SQLite could not make the write-ahead log's `-wal` and `-shm` files
+    there, so the store is read from a private copy (`openable`) and never written."""
+    return path.exists() and not os.access(path.parent, os.W_OK)
+
+
+_COPIES: dict[Path, Path] = {}  # a read-only store -> this process's copy of it
+
+
+def openable(path: Path) -> Path:
+    """The file SQLite opens for the store at `path`: itself, or where its folder cannot be
+    written, a copy of it and of its write-ahead log (what the log holds is read too) in a
+    temporary folder this process removes when it ends."""
+    if not read_only(path):
+        return path
+    if path not in _COPIES:
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="doa-store-"))
+        atexit.register(shutil.rmtree, folder, True)
+        for suffix in ("", "-wal"):
+            source = path.with_name(path.name + suffix)
+            if source.exists():
+                shutil.copyfile(source, folder / source.name)
+        _COPIES[path] = folder / path.name
+    return _COPIES[path]
+
+
+def sqlite_uri(path: Path) -> str:
+    """The URI SQLAlchemy opens a local store by (see `openable`)."""
+    return f"sqlite:///{openable(path)}"
+
+
+# Stores found whole by this process: each is checked once, not at every opening.
+_WHOLE: set[Path] = set()
+
+
+def check_store(path: Path | None, what: str, table: str) -> None:
+    """Refuse, in one line, a local store that exists but is not a whole store of its kind
+    (empty, truncated, overwritten, another program's database): no command reads or writes
+    it (a store MLflow or Optuna could not read would otherwise get a new schema written into
+    it, or a traceback). `what` names it ("MLflow store"), `table` is one of its kind's.
+    Call it where the store's creation lock is held: a store being created is whole."""
+    import sqlite3
+
+    if path is None or ":memory:" in str(path) or not path.exists() or path in _WHOLE:
+        return
+    hint = (
+        "move it away (a new store is then made) or restore it from a backup; "
+        "`sweep doctor` checks the stores"
+    )
+    if path.is_dir() or path.stat().st_size == 0:
+        kind = "a folder" if path.is_dir() else "empty (0 bytes)"
+        raise ValueError(f"The {what} {path} is {kind}, not a store; {hint}.")
+    try:
+        connection = sqlite3.connect(f"file:{openable(path)}?mode=ro", uri=True)
+        try:
+            check = connection.execute("PRAGMA quick_check").fetchone()
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise ValueError(f"The {what} {path} is damaged ({exc}); {hint}.") from None
+    if not check or check[0] != "ok":
+        raise ValueError(f"The {what} {path} is damaged ({check[0] if check else '?'}); {hint}.")
+    if table not in tables:
+        raise ValueError(f"The {what} {path} is a database without a {table!r} table; {hint}.")
+    _WHOLE.add(path)
