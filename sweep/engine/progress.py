@@ -108,17 +108,24 @@ def failure_reason(trial: Any) -> str:
     return last_line(text)
 
 
+# Lines SQLAlchemy adds below an error's own: its statement, parameters and help link.
+_TRAILERS = ("(Background on this error at:", "[SQL:", "[parameters:")
+
+
 def last_line(text: str) -> str:
-    """A traceback's last line: the exception's type and message."""
+    """A traceback's last line: the exception's type and message (read from the whole text:
+    SQLAlchemy's trailing lines are skipped, and nothing is cut before it is read)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(_TRAILERS)] or lines
     return lines[-1][:300] if lines else "no error text"
 
 
-FAIL_FAST_AFTER = 3  # failures of one exception type with no trial finished: systematic
+FAIL_FAST_AFTER = 2  # one exception type twice, no trial finished: systematic at its repeat
 
 
 def systematic(failures: Sequence[str]) -> str | None:
-    """The exception type, when the failures so far are one error repeating (a missing
-    model, a bug in the objective), as Ray Tune's `fail_fast` would conclude from the first."""
+    """The first failure (exception type and message), when the failures so far are one
+    error repeating (a missing model, a bug in the objective): the sweep stops at the first
+    repeat, as Ray Tune's `fail_fast` would conclude from the first failure."""
     kinds = {reason.split(":")[0] for reason in failures}
-    return kinds.pop() if len(failures) >= FAIL_FAST_AFTER and len(kinds) == 1 else None
+    return failures[0] if len(failures) >= FAIL_FAST_AFTER and len(kinds) == 1 else None

@@ -15,29 +15,39 @@ from typing import Any, TextIO
 
 import optuna
 from ray import tune
-from ray.tune import Callback
+from ray.tune import Callback, Stopper
 from ray.tune.search import Searcher
 
 from objectives.baselines import degenerate_lines, learned_nothing
 from sweep.engine.progress import HEARTBEAT_S, Tally, failure_reason, point_label, systematic
 from sweep.engine.refresher import refresher
 from sweep.engine.spend import SpendLedger
+from sweep.engine.stopping import no_space
 from sweep.tracking.schema import trial_spent_usd
 
 ARTIFACTS_EVERY_S = 60.0  # plots take seconds: not after every trial of a fast sweep
 
 
 class SpendCap(Searcher):
-    """`searcher` that suggests nothing once `ledger` refuses a trial (`--max-spend`), or
-    once `halted()` (the sweep's failures are systematic)."""
+    """`searcher` that starts no trial once `ledger` refuses one (`--max-spend`: the trial,
+    priced at its worst by `worst_usd`, could take the sweep over the cap), or once
+    `halted()` (the sweep's failures are systematic). A refused trial never runs: its Optuna
+    trial is marked by `refused` (its number) and failed, and a planned point is queued
+    again for a resume with a larger cap."""
 
     def __init__(
-        self, searcher: Any, ledger: SpendLedger, halted: Callable[[], bool] = lambda: False
+        self,
+        searcher: Any,
+        ledger: SpendLedger,
+        halted: Callable[[], bool] = lambda: False,
+        worst_usd: Callable[[dict[str, Any]], float] = lambda config: 0.0,
+        refused: Callable[[int], None] = lambda number: None,
     ) -> None:
         super().__init__(metric=searcher.metric, mode=searcher.mode)
         # Not `self.searcher`: Tune would take this for a wrapper (as ConcurrencyLimiter is)
         # and save its state apart, which a Searcher without get_state cannot give.
         self.inner, self.ledger, self.halted = searcher, ledger, halted
+        self.worst_usd, self.refused = worst_usd, refused
         self.started: dict[str, float] = {}  # trial id -> when it was suggested
 
     def set_search_properties(self, metric: Any, mode: Any, config: Any, **spec: Any) -> bool:
@@ -46,13 +56,20 @@ class SpendCap(Searcher):
     def suggest(self, trial_id: str) -> Any:
         if self.halted():
             return Searcher.FINISHED
-        if not self.ledger.may_start():
+        if not self.ledger.may_start(0.0):  # nothing left: not even a free trial is asked
             self.ledger.stopped = True
             return Searcher.FINISHED
         suggestion = self.inner.suggest(trial_id)
-        if isinstance(suggestion, dict):
-            self.ledger.running += 1
-            self.started[trial_id] = time.monotonic()
+        if not isinstance(suggestion, dict):
+            return suggestion
+        worst = self.worst_usd(suggestion)
+        if not self.ledger.may_start(worst):
+            self.ledger.refuse(worst)
+            self.refused(int(suggestion.get("optuna_trial_number", -1)))
+            self.inner.on_trial_complete(trial_id, error=True)
+            return Searcher.FINISHED
+        self.ledger.start(trial_id, worst)
+        self.started[trial_id] = time.monotonic()
         return suggestion
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -62,13 +79,13 @@ class SpendCap(Searcher):
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         ledger = self.ledger
-        ledger.running = max(0, ledger.running - 1)
         began = self.started.pop(trial_id, None)
         final = result if result and not error and result.get("stage", "final") == "final" else None
         if final is not None:
-            ledger.record(trial_spent_usd(final))
-        elif began is not None:  # failed, or stopped early: charged the time it ran
-            ledger.record((time.monotonic() - began) * ledger.usd_per_second)
+            ledger.finish(trial_id, trial_spent_usd(final))
+        else:  # failed, or stopped early: charged the time it ran
+            spent = 0.0 if began is None else time.monotonic() - began
+            ledger.finish(trial_id, spent * ledger.usd_per_second)
         # A trial the scheduler (ASHA) stopped early has only a partial score: no result,
         # so Optuna records it PRUNED, not COMPLETE with that score.
         self.inner.on_trial_complete(trial_id, result=final, error=error)
@@ -82,8 +99,8 @@ class SpendCap(Searcher):
 
 class FailFast(Callback):
     """Reads each failure as it happens; `halted()` turns true once the first failures are
-    one error repeating and no trial has finished (`finished`: the sweep's so far), so the
-    searcher starts no more trials in this round."""
+    one error repeating and no trial has finished (`finished`: the sweep's so far), or once
+    a failure says the device is full, so the searcher starts no more trials in this round."""
 
     def __init__(self, finished: int) -> None:
         self.finished = finished
@@ -96,7 +113,43 @@ class FailFast(Callback):
         self.reasons.append(failure_reason(trial))
 
     def halted(self) -> bool:
+        if any(no_space(reason) for reason in self.reasons):
+            return True
         return self.finished == 0 and systematic(self.reasons) is not None
+
+
+class PendingTimeout(Callback, Stopper):
+    """Ends the round when trials have waited `timeout_s` for the cluster's resources while
+    none of the sweep's trials ran (a busy cluster: others hold what they ask for), instead
+    of waiting without bound; `expired` then says so. Waiting for the sweep's own running
+    trials (more concurrency than room) is progress, not waiting."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.idle_since: float | None = None
+        self.expired = ""
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **_: Any) -> None:
+        pending = [t for t in trials if t.status == "PENDING"]
+        if not pending or any(t.status == "RUNNING" for t in trials):
+            self.idle_since = None
+            return
+        now = time.monotonic()
+        self.idle_since = self.idle_since if self.idle_since is not None else now
+        if now - self.idle_since > self.timeout_s and not self.expired:
+            asked = getattr(pending[0].placement_group_factory, "required_resources", {})
+            wanted = ", ".join(f"{k} {v:g}" for k, v in sorted(asked.items())) or "resources"
+            self.expired = (
+                f"trial {point_label(pending[0].config)} waited {now - self.idle_since:.0f} s "
+                f"for {wanted} that the cluster did not free (--pending-timeout "
+                f"{self.timeout_s:g})"
+            )
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return bool(self.expired)
 
 
 class Progress(Callback):
@@ -110,11 +163,13 @@ class Progress(Callback):
         out: TextIO,
         spent_usd: float = 0.0,
         budget_of: Callable[[dict[str, Any]], float] | None = None,  # a trial's B (picklable)
+        failed: int = 0,
     ) -> None:
         self.total, self.out, self.budget_of = total, out, budget_of
         done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         self.tally = Tally.of(done)
         self.tally.spent_usd = spent_usd  # the sweep's spend so far (earlier rounds, drivers)
+        self.tally.failed = failed  # and its failures so far
         self.running: dict[str, float] = {}  # trial id -> start time
         self.stage: dict[str, str] = {}  # trial id -> last stage it reported
         self.last_line_s = time.monotonic()

@@ -67,8 +67,14 @@ class Refresher:
                 continue
             try:
                 refresh(Tracker(self.tracking_uri), *self.args, artifacts=wanted)
-            except Exception:
-                logger.warning("could not update the sweep's description in MLflow", exc_info=True)
+            except Exception as exc:  # one line; the traceback with -v
+                lines = [line for line in str(exc).splitlines() if line.strip()]
+                logger.warning(
+                    "could not update the sweep's description in MLflow: %s: %s",
+                    type(exc).__name__,
+                    lines[0] if lines else "",
+                )
+                logger.info("the description's error", exc_info=True)
             last_s = time.monotonic()
 
 

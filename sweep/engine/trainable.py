@@ -60,6 +60,18 @@ def point_fields(cfg: SweepConfig, config: Mapping[str, Any], seed: int) -> dict
     return fields
 
 
+def trial_budget_usd(cfg: SweepConfig, config: Mapping[str, Any]) -> float:
+    """A trial's budget B from its point: the sweep's, a searched one, or a grid point's."""
+    return float(point_fields(cfg, config, 0)["budget_usd"])
+
+
+def trial_compute_usd(cfg: SweepConfig, config: Mapping[str, Any]) -> float:
+    """The most compute a trial's allocation may spend: f x B (a grid point: its allowance,
+    where it distils); what `--max-spend` prices it at before it starts."""
+    fields = point_fields(cfg, config, 0)
+    return float(fields["compute_fraction"]) * float(fields["budget_usd"])
+
+
 def failed_usd_per_second(cfg: SweepConfig) -> float:
     """What each second of a failed trial is charged to the sweep ledger: its devices at the
     sweep's price (nothing for stand-in objectives, which spend nothing real)."""

@@ -9,6 +9,7 @@ rounds, summarise.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -28,7 +29,7 @@ from ray.tune.search.optuna import OptunaSearch
 from cluster import ray_address
 from sweep.config import SweepConfig
 from sweep.engine.progress import last_line, systematic
-from sweep.engine.ray_hooks import FailFast, Progress, SpendCap, SummaryRefresh
+from sweep.engine.ray_hooks import FailFast, PendingTimeout, Progress, SpendCap, SummaryRefresh
 from sweep.engine.raystart import (
     RayStart,
     check_cluster_fits,
@@ -39,17 +40,22 @@ from sweep.engine.raystart import (
 from sweep.engine.refresher import settle
 from sweep.engine.search import NumberedSpace, first_points, make_sampler
 from sweep.engine.spend import SpendLedger
+from sweep.engine.stopping import interrupted, no_space, resume_command, stopped_by_full_disk
 from sweep.engine.trainable import (
     Objective,
     failed_usd_per_second,
     make_trainable,
-    point_fields,
+    trial_budget_usd,
+    trial_compute_usd,
 )
 from sweep.engine.validation import validate
+from sweep.tracking.driver_lock import driver_lock
 from sweep.tracking.mlflow_store import Tracker
 from sweep.tracking.optuna_store import (
     MIXED_METRICS,
     delete_study,
+    failed_trials,
+    mark_refused,
     objectives_of,
     optuna_storage,
     queue_missing_points,
@@ -60,6 +66,8 @@ from sweep.tracking.optuna_store import (
 from sweep.tracking.schema import trial_spent_usd
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["SweepSummary", "resume_command", "run_sweep"]
 
 
 def objective_for(cfg: SweepConfig) -> Objective:
@@ -98,7 +106,8 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
     # A failed trial is reported in the progress line and its reason kept in MLflow
     # (doa.failure); Ray's own tracebacks of it would only bury that.
-    for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+    # MLflow logs a store's error with its traceback before raising it: the error is shown.
+    for name in ("ray", "ray.tune", "ray.train", "ray.data", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     # Ctrl-C must stop the sweep, not just end one Tune round (the next round would start).
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
@@ -131,8 +140,14 @@ class _Session:
     ledger: SpendLedger
     resume: bool = False
     rounds: int = 0  # Tune rounds started; before the first, a new sweep keeps nothing
-    failed: int = 0
+    failed: int = 0  # this driver's failures (the allowance); the study keeps them all
     failures: list[str] = field(default_factory=list)
+    stopped: str = ""  # why the sweep ended before its trials were done
+
+    @property
+    def kept(self) -> bool:
+        """Whether the sweep stays in the stores when it stops now (else it is undone)."""
+        return self.rounds > 0 or self.resume
 
 
 def _open(cfg: SweepConfig, resume: bool, out: TextIO) -> _Session:
@@ -143,7 +158,7 @@ def _open(cfg: SweepConfig, resume: bool, out: TextIO) -> _Session:
     Path(cfg.root).mkdir(parents=True, exist_ok=True)
     tracker = Tracker(cfg.tracking)
     experiment_id = tracker.experiment_id(cfg.task)
-    ledger = SpendLedger(cfg.max_spend_usd, failed_usd_per_second(cfg))
+    ledger = SpendLedger(cfg.max_spend_usd, failed_usd_per_second(cfg), cfg.objective == "real")
     if resume:
         return _reopen(cfg, tracker, experiment_id, out, ledger)
     study, complete = study_state(cfg, new=True)
@@ -196,43 +211,34 @@ def _abandon(session: _Session) -> None:
         logger.warning("sweep %s: could not remove its failed start", session.cfg.name)
 
 
-def resume_command(cfg: SweepConfig) -> str:
-    """The command that continues `cfg`'s sweep, complete: run as printed from any folder
-    it finds the same stores (paths are absolute)."""
-    import shlex
-
-    words = ["sweep", "grid" if cfg.grid_labels else "run", "--name", cfg.name, "--resume"]
-    words += ["--storage", cfg.storage] if cfg.storage else ["--root", cfg.root]
-    if cfg.tracking_uri:
-        words += ["--tracking-uri", cfg.tracking_uri]
-    return shlex.join(words)
-
-
 def _stop(session: _Session, error: BaseException) -> NoReturn:
     """A sweep stopped by Ctrl-C, SIGTERM or an error leaves nothing RUNNING: in-flight runs
     are closed as KILLED and their Optuna trials failed (or completed, where the result had
-    been logged); the parent is KILLED (`--resume` opens it again). Raises."""
-    cfg = session.cfg
-    kept = session.rounds > 0 or session.resume
-    if not kept:
-        _abandon(session)
-    else:
-        session.tracker.close_stale_runs(session.parent, cfg.task)
-        recover_stale_trials(session.study, session.tracker, cfg)
-        session.tracker.end(session.parent, "KILLED")
+    been logged); the parent is KILLED (`--resume` opens it again). Best effort: what a
+    second Ctrl-C or a full disk leaves open, `--resume` closes. Raises, in one line where
+    it can (an interrupt, a full disk)."""
+    cfg, kept = session.cfg, session.kept
+    try:
+        if not kept:
+            _abandon(session)
+        else:
+            session.tracker.close_stale_runs(session.parent, cfg.task)
+            recover_stale_trials(session.study, session.tracker, cfg)
+            session.tracker.end(session.parent, "KILLED")
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C: stop cleaning up, still say how to go on
+    except Exception as cleanup:  # e.g. the disk is full: one line, the error follows
+        why = (str(cleanup).splitlines() or [type(cleanup).__name__])[0]
+        logger.warning("sweep %s: could not close its runs (%s); --resume will", cfg.name, why)
     if isinstance(error, KeyboardInterrupt):
-        raise KeyboardInterrupt(_interrupted(cfg, kept)) from None
+        raise KeyboardInterrupt(interrupted(cfg, kept)) from None
+    full = stopped_by_full_disk(cfg, error, kept)
+    if full is not None:
+        raise full from None
     raise error
 
 
-def _interrupted(cfg: SweepConfig, kept: bool) -> str:
-    """What an interrupted sweep says: how to go on, or that it left nothing."""
-    if kept:
-        return f"sweep {cfg.name!r} interrupted; continue it with `{resume_command(cfg)}`"
-    return f"sweep {cfg.name!r} interrupted before its first trial; nothing was kept"
-
-
-def _tuner(session: _Session, trainable: Any) -> Any:
+def _tuner(session: _Session, trainable: Any, waiting: PendingTimeout) -> Any:
     """One Tune round: the missing trials, suggested by Optuna through the study."""
     cfg, study = session.cfg, session.study
     metrics, modes = objectives_of(cfg)
@@ -245,12 +251,17 @@ def _tuner(session: _Session, trainable: Any) -> Any:
         storage=optuna_storage(cfg.optuna_storage),
     )
     halt = FailFast(session.complete)  # stops starting trials once failures are systematic
+    cap = SpendCap(
+        searcher,
+        session.ledger,
+        halt.halted,
+        partial(trial_compute_usd, cfg),
+        partial(mark_refused, cfg),
+    )
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(
-                SpendCap(searcher, session.ledger, halt.halted), max_concurrent=cfg.concurrency
-            ),
+            search_alg=ConcurrencyLimiter(cap, max_concurrent=cfg.concurrency),
             num_samples=cfg.n_trials - session.complete,
             metric="score",
             mode="max",
@@ -261,15 +272,18 @@ def _tuner(session: _Session, trainable: Any) -> Any:
             name=f"{cfg.name}-round{len(study.trials)}",
             storage_path=cfg.ray_storage,
             failure_config=tune.FailureConfig(max_failures=cfg.retries),
+            stop=waiting,
             verbose=0,
             callbacks=[
                 halt,
+                waiting,
                 Progress(
                     cfg.n_trials,
                     study,
                     session.out,
                     session.ledger.spent_usd,
                     partial(trial_budget_usd, cfg),
+                    failed=len(failed_trials(study)),  # the sweep's, over rounds and drivers
                 ),
                 # The answer in the MLflow descriptions and artifacts, kept current.
                 SummaryRefresh(cfg.tracking, cfg.task, cfg.name, session.parent),
@@ -278,16 +292,12 @@ def _tuner(session: _Session, trainable: Any) -> Any:
     )
 
 
-def trial_budget_usd(cfg: SweepConfig, config: Mapping[str, Any]) -> float:
-    """A trial's budget B from its point: the sweep's, a searched one, or a grid point's."""
-    return float(point_fields(cfg, config, 0)["budget_usd"])
-
-
 def _close_failed_runs(session: _Session, results: list[Any]) -> None:
     """Runs whose process could not close them: a killed worker (FAILED, with Ray's error)
-    or a trial the scheduler stopped early (KILLED); their reasons kept for the console."""
+    or a trial the scheduler stopped early (KILLED); their reasons kept for the console
+    (each the last line of the whole error, whatever its length)."""
     errors = {
-        _ray_trial_id(r): f"{type(r.error).__name__}: {r.error}"[:2000]
+        _ray_trial_id(r): f"{type(r.error).__name__}: {r.error}"
         for r in results
         if r.error is not None
     }
@@ -300,6 +310,25 @@ def _close_failed_runs(session: _Session, results: list[Any]) -> None:
         reason="ended without a result: its worker was lost (the trial was retried) "
         "or the scheduler stopped it early",
     )
+
+
+def _why_stop(session: _Session) -> str:
+    """Why no more rounds may start ("" while they may): failures that are systematic, the
+    failure allowance, or a full disk."""
+    cfg, failures = session.cfg, session.failures
+    first = systematic(failures) if session.complete == 0 else None
+    if first is not None:
+        return (
+            f"the first {len(failures)} trials failed with the same error and none finished "
+            f"(not the trials' bad luck): {first}"
+        )
+    allowance = max(10, 2 * cfg.n_trials)
+    if session.failed > allowance:
+        return f"{session.failed} trials failed, past the allowance of {allowance}"
+    full = next((reason for reason in failures if no_space(reason)), None)
+    if full is not None:  # every later trial would fail too: stopped as a full disk is
+        raise OSError(errno.ENOSPC, f"No space left on device: a trial could not write ({full})")
+    return ""
 
 
 def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) -> None:
@@ -316,35 +345,27 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
         trainable = tune.with_resources(
             make_trainable(cfg, objective, session.experiment_id, session.parent), resources
         )
-        max_failures = max(10, 2 * cfg.n_trials)
         while session.complete < cfg.n_trials:
-            kind = systematic(session.failures) if session.complete == 0 else None
-            if kind is not None:
-                logger.warning(
-                    "sweep %s: the first %d trials all failed with %s and none finished; "
-                    "stopping (the error is not the trials' bad luck)",
-                    cfg.name,
-                    session.failed,
-                    kind,
-                )
-                break
-            if session.failed > max_failures:
-                logger.warning(
-                    "sweep %s: stopping after %d failed trials (allowance %d)",
-                    cfg.name,
-                    session.failed,
-                    max_failures,
-                )
+            session.stopped = _why_stop(session)
+            if session.stopped:
+                logger.warning("sweep %s: stopping: %s", cfg.name, session.stopped)
                 break
             queue_missing_points(session.study, cfg)
             session.rounds += 1
-            grid = _tuner(session, trainable).fit()
+            waiting = PendingTimeout(cfg.pending_timeout_s)
+            grid = _tuner(session, trainable, waiting).fit()
             _close_failed_runs(session, [grid[i] for i in range(len(grid))])
             session.study, session.complete = study_state(cfg)
+            if waiting.expired:
+                raise ValueError(
+                    f"{waiting.expired}; sweep {cfg.name!r} stopped: continue it with "
+                    f"`{resume_command(cfg)}` when the cluster has room"
+                )
             if any(MIXED_METRICS in reason for reason in session.failures):
                 break  # every later trial would be scored with the other metric too
             if session.ledger.stopped:
-                print(f"sweep {cfg.name}: {session.ledger.describe()}", file=session.out)
+                session.stopped = session.ledger.describe()
+                print(f"sweep {cfg.name}: {session.stopped}", file=session.out)
                 break
     except BaseException as error:
         _stop(session, error)
@@ -354,15 +375,17 @@ def _run_rounds(session: _Session, objective: Objective, ray_start: RayStart) ->
 
 
 def _summarise(session: _Session) -> SweepSummary:
-    """The best trial on the parent run, which is closed, and the summary returned."""
+    """The best trial on the parent run, which is closed (FAILED, saying why, when no trial
+    finished), and the summary returned."""
     cfg, study, tracker, parent = session.cfg, session.study, session.tracker, session.parent
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     best = max(finished, key=lambda t: t.values[0]) if finished else None
+    n_failed = len(failed_trials(study))  # over every round and driver
     tracker.log(
         parent,
         metrics={
             "n_finished": session.complete,
-            "n_failed": session.failed,
+            "n_failed": n_failed,
             "sweep_spent_usd": session.ledger.spent_usd,
         },
         tags={"stopped": session.ledger.describe()} if session.ledger.stopped else None,
@@ -376,20 +399,34 @@ def _summarise(session: _Session) -> SweepSummary:
         )
         if cfg.multi_objective:
             tracker.log(parent, metrics={"n_pareto": len(study.best_trials)})
-    tracker.end(parent)
+    if session.complete:
+        tracker.end(parent)
+    else:
+        tracker.describe(parent, _nothing_finished(session, n_failed))
+        tracker.end(parent, "FAILED")
     return SweepSummary(
         cfg.name,
         cfg.task,
         cfg.budget_usd,
         session.complete,
-        session.failed,
+        n_failed,
         None if best is None else best.values[0],
         {} if best is None else dict(best.params),
         parent,
         cfg.tracking,
         tuple(session.failures),
-        session.ledger.describe() if session.ledger.stopped else "",
+        session.ledger.describe() if session.ledger.stopped else session.stopped,
     )
+
+
+def _nothing_finished(session: _Session, n_failed: int) -> str:
+    """The failed parent run's description: no trial finished, and why."""
+    reasons = list(dict.fromkeys(session.failures))[:3]
+    lines = [f"**No trial finished** ({n_failed} failed): the sweep has no answer."]
+    if session.stopped:
+        lines.append(f"Stopped: {session.stopped}.")
+    lines += [f"- `{reason}`" for reason in reasons] or ["No failure was reported."]
+    return "\n\n".join(lines)
 
 
 def run_sweep(
@@ -398,7 +435,8 @@ def run_sweep(
     out: TextIO | None = None,
     objective: Objective | None = None,
 ) -> SweepSummary:
-    """Run (or resume) a sweep until `cfg.n_trials` trials have finished.
+    """Run (or resume) a sweep until `cfg.n_trials` trials have finished; one driver per
+    sweep at a time (`sweep.tracking.driver_lock`).
 
     `objective` replaces the one `cfg.objective` names (a seam for tests and custom code);
     progress lines go to `out` (standard output by default).
@@ -415,19 +453,38 @@ def run_sweep(
             f"A sweep named {cfg.name!r} already exists in {cfg.optuna_storage}; pass --resume "
             "to continue it, or choose another --name."
         )
+    with driver_lock(cfg):
+        return _drive(cfg, resume, out or sys.stdout, objective or objective_for(cfg))
+
+
+def _drive(cfg: SweepConfig, resume: bool, out: TextIO, objective: Objective) -> SweepSummary:
+    """`run_sweep` once its driver holds the sweep: open, run the rounds, summarise."""
     _quiet()
     previous_sigterm = sigterm_as_interrupt()  # from here on, SIGTERM cleans up as Ctrl-C
     try:
         ray_start = RayStart(ray_address(cfg.address))
         try:
-            session = _open(cfg, resume, out or sys.stdout)
+            session = _open(cfg, resume, out)
         except KeyboardInterrupt:
             ray_start.end()
-            raise KeyboardInterrupt(_interrupted(cfg, resume)) from None
+            raise KeyboardInterrupt(interrupted(cfg, resume)) from None
         except BaseException:
             ray_start.end()
             raise
-        _run_rounds(session, objective or objective_for(cfg), ray_start)
+        _run_rounds(session, objective, ray_start)
         return _summarise(session)
+    except KeyboardInterrupt as error:
+        if str(error):
+            raise
+        # A second Ctrl-C cut the cleanup short (or the first came between two phases):
+        # still one line, with the command that continues the sweep where it was kept.
+        raise KeyboardInterrupt(interrupted(cfg, _still_there(cfg))) from None
     finally:
         restore_sigterm(previous_sigterm)
+
+
+def _still_there(cfg: SweepConfig) -> bool:
+    try:
+        return study_exists(cfg.name, cfg.optuna_storage)
+    except BaseException:
+        return True  # the resume command is the safe hint

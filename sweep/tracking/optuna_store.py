@@ -106,10 +106,44 @@ def stored_config(name: str, storage: str) -> dict[str, Any] | None:
     return dict(stored)
 
 
+# Optuna has no state for a trial that ended without failing: one a driver had in flight
+# when it stopped (Ctrl-C, SIGKILL), or one the spending cap refused before it started. Both
+# are FAIL, marked with this user attribute ("interrupted", "refused"), and are no failures.
+ENDED_WITHOUT_FAILING = "doa.ended"
+# How often a planned point (annotate only, f = 1, a warm-start share) may fail before the
+# sweep stops queueing it: once more after a failure (a killed worker, an OOM); a point that
+# fails twice is the point's fault, and each attempt costs the sweep a Tune round.
+PLANNED_ATTEMPTS = 2
+
+
+def mark_trial_ended(study: Any, number: int, why: str) -> None:
+    """Mark the RUNNING trial `number` as ended without failing (before it is told FAIL)."""
+    storage = study._storage  # Optuna's public Study has no setter for another trial's attrs
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    storage.set_trial_user_attr(trial_id, ENDED_WITHOUT_FAILING, why)
+
+
+def mark_refused(cfg: SweepConfig, number: int) -> None:
+    """Mark the trial `number` the spending cap refused (it never ran) before it is failed."""
+    import optuna
+
+    if number >= 0:
+        study = optuna.load_study(study_name=cfg.name, storage=optuna_storage(cfg.optuna_storage))
+        mark_trial_ended(study, number, "refused")
+
+
+def failed_trials(study: Any) -> list[Any]:
+    """The study's trials that failed: FAIL, less the interrupted and refused ones."""
+    import optuna
+
+    fail = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    return [t for t in fail if ENDED_WITHOUT_FAILING not in t.user_attrs]
+
+
 def recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
     """Trials a dead driver left RUNNING: COMPLETE if their MLflow run finished (the result
-    exists, only Optuna was not told), else FAIL, and a planned point queued again. Returns
-    how many were recovered."""
+    exists, only Optuna was not told), else FAIL (interrupted), and a planned point queued
+    again. Returns how many were recovered."""
     import optuna
 
     finished = {
@@ -124,6 +158,7 @@ def recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
             study.tell(trial.number, [run.data.metrics[m] for m in metrics])
             recovered += 1
         else:
+            mark_trial_ended(study, trial.number, "interrupted")
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             # A planned point (annotate only, f = 1, ...) the dead driver had in flight
             # goes back in the queue: the resumed sweep must still measure it.
@@ -133,26 +168,36 @@ def recover_stale_trials(study: Any, tracker: Any, cfg: SweepConfig) -> int:
     return recovered
 
 
+def _covered(point: dict[str, Any], params: dict[str, Any]) -> bool:
+    return all(params.get(k) == v for k, v in point.items())
+
+
 def queue_missing_points(study: Any, cfg: SweepConfig) -> int:
-    """The mode's planned points (a grid's) with no finished, running or queued trial go
-    (back) in the queue, so a failed or interrupted point is measured again and never
-    replaced by a repeat of another (Optuna's GridSampler counts a failed point as visited).
-    Returns how many were queued."""
+    """Points that must be measured and have no finished, running or queued trial go (back)
+    in the queue: the mode's planned points (a grid's), each until it is measured, and any
+    point a sweep enqueued (annotate only, f = 1, warm-start shares) whose trial failed,
+    until it has failed PLANNED_ATTEMPTS times. A failed point is so measured again, never
+    replaced by a sampled one or a repeat of another (Optuna's GridSampler counts a failed
+    point as visited). Returns how many were queued."""
     import optuna
 
-    planned = cfg.mode.planned_points()
-    if not planned:
-        return 0
     state = optuna.trial.TrialState
-
-    def point(params: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(params.get(k) for k in planned[0])
-
     started = study.get_trials(deepcopy=False, states=(state.COMPLETE, state.PRUNED, state.RUNNING))
     queued = study.get_trials(deepcopy=False, states=(state.WAITING,))  # enqueued, not yet run
-    covered = {point(t.params) for t in started}
-    covered |= {point(t.system_attrs.get("fixed_params", {})) for t in queued}
-    missing = [p for p in planned if point(p) not in covered]
+    taken = [t.params for t in started] + [t.system_attrs.get("fixed_params", {}) for t in queued]
+    failures: dict[tuple[tuple[str, Any], ...], int] = {}
+    ended = study.get_trials(deepcopy=False, states=(state.FAIL,))
+    for trial in ended:  # in trial order: the first failure of a point first
+        fixed = trial.system_attrs.get("fixed_params")
+        if fixed:
+            key = tuple(sorted(fixed.items()))
+            failed = ENDED_WITHOUT_FAILING not in trial.user_attrs
+            failures[key] = failures.get(key, 0) + failed
+    again = [dict(k) for k, n in failures.items() if n < PLANNED_ATTEMPTS]
+    missing: list[dict[str, Any]] = []
+    for point in [*cfg.mode.planned_points(), *again]:
+        if not any(_covered(point, params) for params in [*taken, *missing]):
+            missing.append(point)
     for params in missing:
         study.enqueue_trial(params)
     return len(missing)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from pathlib import Path
@@ -105,10 +106,15 @@ def test_crashed_trials_are_failed_and_the_sweep_goes_on(tmp_path: Path) -> None
     cfg = synthetic_config(
         tmp_path, n_trials=4, sampler="random", space="fraction_only", sampler_seed=3
     )
-    summary = run_sweep(cfg, objective=flaky)
+    console = io.StringIO()
+    summary = run_sweep(cfg, out=console, objective=flaky)
     states = _states(cfg)
     assert summary.n_finished == 4 and states["COMPLETE"] == 4
     assert states.get("FAIL", 0) == summary.n_failed >= 1
+    # The progress lines count the sweep's failures over its rounds: it never goes back.
+    counts = [int(line.split(" failed]")[0].rsplit(" ", 1)[1]) for line in console.getvalue()
+              .splitlines() if " failed]" in line]  # fmt: skip
+    assert counts == sorted(counts) and counts[-1] == summary.n_failed
     tracker = Tracker(cfg.tracking)
     failed = tracker.trial_runs(task="fever", sweep="syn", status="FAILED")
     assert len(failed) == summary.n_failed
@@ -219,6 +225,9 @@ def test_killed_and_oom_trials_fail_cleanly(tmp_path: Path) -> None:
     assert reasons[1].startswith("worker died: ")  # it could not say why itself; Ray could
     assert not tracker.trial_runs(task="fever", sweep="syn", status="RUNNING")
     assert len(finished_trials(tracker, "fever")) == 3
+    # A resumed sweep's summary counts the failures the study holds, not only its own.
+    more = run_sweep(dataclasses.replace(cfg, n_trials=4), resume=True, objective=killed_then_oom)
+    assert (more.n_finished, more.n_failed) == (4, 2)
 
 
 def test_eight_concurrent_trials_share_one_sqlite_store(tmp_path: Path) -> None:
