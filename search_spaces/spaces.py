@@ -36,18 +36,19 @@ def distill_or_annotate(trial: TrialLike) -> dict[str, Any]:
     whenever some money goes to compute.
 
     `f == 0` (annotate only, the paper's baseline) is a point a continuous suggestion never
-    hits; the sweep enqueues it (see `FIRST_SHARES`) instead of giving it a branch of its
-    own, which a sampler would keep suggesting although it has nothing left to tune.
+    hits; the default sampler places it itself and the others' sweeps enqueue it (see
+    `FIRST_SHARES`), instead of giving it a branch of its own, which a sampler would keep
+    suggesting although it has nothing left to tune.
     """
     if trial.suggest_float("compute_fraction", 0.0, 1.0) > 0:
         trial.suggest_float("temperature", *TEMPERATURE_RANGE, log=True)
     return {}
 
 
-# The shares a new sweep measures first, in this order: annotate only and distill only (the
-# paper's two pure strategies), then the even mix. They bracket a score curve that rises
-# and falls once in the share, so the sampler starts from its ends and middle
-# (bench/search_efficiency.py measures the gain).
+# The shares a new `--sampler tpe` (gp, random) sweep measures first, in this order:
+# annotate only and distill only (the paper's two pure strategies), then the even mix. They
+# bracket a score curve that rises and falls once in the share, so the sampler starts from
+# its ends and middle (bench/search_efficiency.py measures it as "today's default").
 FIRST_SHARES = (0.0, 1.0, 0.5)
 
 

@@ -8,9 +8,10 @@
 
 The package is layered by job, each layer importing only those before it: `config` (the
 values a sweep is described by), `tracking` (MLflow and Optuna stores, the result schema),
-`decide` (the learning-curve frontier and `sweep plan`'s procedure), `engine` (Ray Tune
-trials and pilots), `cli` (the command line). The names below load their layer on first use,
-so `import sweep` stays light (no Ray, MLflow or torch until a sweep runs).
+`decide` (the landscape posterior every answer comes from, and `sweep plan`'s procedure),
+`engine` (Ray Tune trials and pilots), `cli` (the command line). The names below load their
+layer on first use, so `import sweep` stays light (no Ray, MLflow or torch until a sweep
+runs).
 """
 
 from __future__ import annotations

@@ -26,7 +26,6 @@ def demo_config(root: str = "runs", n_trials: int = 6) -> SweepConfig:
         n_trials=n_trials,
         preset="cpu-small",
         trial={"usd_per_device_hour": DEMO_USD_PER_DEVICE_HOUR, "usd_per_label": 0.364},
-        sampler="tpe",
         concurrency=1,  # two 1-thread trials on 2 cores ran slower than one 2-thread trial
         cpus_per_trial=2.0,
         root=root,

@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from sweep.cli.options import (
 )
 from sweep.cli.parser import UsageError, build_parser
 from sweep.cli.queries import (
+    answer_line,
     cmd_best,
     cmd_doctor,
     cmd_frontier,
@@ -72,6 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if not summary.n_finished:
         return _no_trial_finished(summary)
+    if not cfg.multi_objective:
+        print(answer_line(summary.tracking_uri, cfg.task, cfg.budget_usd, summary.name))
     pareto = ["--sweep", summary.name, "--pareto"] if cfg.multi_objective else []
     best = ["sweep", "best", "--task", summary.task, *pareto, "--tracking-uri", cfg.tracking]
     print(f"next: {shlex.join(best)}")
@@ -223,12 +227,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     readable = store is None or store.is_file()  # never create a store just to read it
     tracker = Tracker(uri) if readable and not args.fresh else None
     stored = finished_trials(tracker, args.task) if tracker and not args.fresh else []
-    # One curve, one pricing: the stored trials priced as this plan's pilots will be.
+    # One landscape, one pricing: the stored trials priced as this plan's pilots will be.
     mine = (args.objective or "real", args.meter or "estimated")
     sweeps = how_priced(tracker, args.task, (r.sweep for r in stored)) if tracker else {}
     alike = [r for r in stored if sweeps[r.sweep] == mine]
     priced = priced_like(alike, settings.usd_per_label, book.usd_per_device_hour)[0]
-    known = learned_rows(priced)  # the curve is fitted to what learned
+    known = learned_rows(priced)  # the posterior weighs what learned
     if len(known) < len(priced):
         print(
             f"sweep plan: left out {len(priced) - len(known)} stored trials of {args.task} "
@@ -271,6 +275,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - started:.0f} s; best allocation:"
     )
     print(format_best(rows))
+    print(answer_line(summary.tracking_uri, cfg.task, cfg.budget_usd, cfg.name))
     ui = shlex.join(["sweep", "ui", "--root", cfg.root])
     report = shlex.join(["sweep", "report", "--task", cfg.task, "--root", cfg.root])
     print(f"\nopen the trials: {ui}    plots: {report}")
@@ -311,5 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sweep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
+        if argv is None:  # a program: one more Ctrl-C while it exits must not kill it silently
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"sweep: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130

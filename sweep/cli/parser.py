@@ -108,7 +108,11 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="sweep name (default TASK-B<budget>-N<seed labels>)")
     parser.add_argument("--resume", action="store_true", help="continue the sweep --name")
     parser.add_argument("--seeds", type=int, help="seeds per trial (mean and spread)")
-    parser.add_argument("--sampler", choices=config.SAMPLERS, help="Optuna sampler (tpe)")
+    parser.add_argument(
+        "--sampler",
+        choices=config.SAMPLERS,
+        help="Optuna sampler (posterior: the landscape posterior; tpe: f = 0, 1, 0.5 then TPE)",
+    )
     parser.add_argument("--space", choices=sorted(SPACES), help="search space")
     parser.add_argument("--sampler-seed", type=int)
     parser.add_argument("--concurrency", type=int, help="trials at once (1)")
@@ -308,7 +312,7 @@ def _add_work_commands(sub: Any) -> None:
     grid.add_argument("--out", help="folder for the grid plot (default ROOT/report)")
 
     plan = sub.add_parser(
-        "plan", help="the split at --budget from cheap pilot trials, with the dollars it cost"
+        "plan", help="the split at --budget before spending it, with what deciding cost"
     )
     _add_trial_options(plan, sweep=True)
     _add_sweep_options(plan)
@@ -319,7 +323,7 @@ def _add_work_commands(sub: Any) -> None:
         "--pilots",
         type=int,
         metavar="N",
-        help="at most N pilots (default 12); 0: the prior's answer only, free",
+        help="at most N pilots (default 12); 0: the answer from what is known only, free",
     )
     plan.add_argument(
         "--landscape",

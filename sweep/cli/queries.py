@@ -90,8 +90,12 @@ def cmd_frontier(args: argparse.Namespace) -> int:
         for r in finished_trials(tracker, args.task)
         if args.sweep is None or r.sweep in args.sweep
     ]
-    options = {"seed_labels": args.seed_labels, "pool_cap": args.max_unlabelled}
-    learned = learned_rows(rows)  # the curve is fitted to what learned
+    try:
+        cost = get_task(args.task).cost_model
+    except ValueError:  # a task file's task: its trials price it
+        cost = None
+    options = {"seed_labels": args.seed_labels, "pool_cap": args.max_unlabelled, "cost": cost}
+    learned = learned_rows(rows)  # the posterior weighs what learned
     if len(learned) < len(rows):
         print(
             f"sweep frontier: left out {len(rows) - len(learned)} of {len(rows)} trials of "
@@ -149,20 +153,82 @@ def check_known_task(task: str | None, tracker: Any) -> None:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
+    from sweep.decide import evidence
     from sweep.tracking.results import best_allocations, format_best
 
     if args.budget is not None and args.budget <= 0:
         raise ValueError(f"`budget_usd > 0` must hold, but got budget_usd={args.budget!r}.")
     if args.pareto:
         return _print_pareto(args)
-    rows = best_allocations(_tracker(args), args.task, args.budget, args.sweep)
+    tracker = _tracker(args)
+    rows = best_allocations(tracker, args.task, args.budget, args.sweep)
+    answers = [evidence.answer_at(tracker, r) for r in rows]
     if args.json:
-        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        out = [
+            {**r.to_dict(), "posterior": a.to_dict() if a is not None else None}
+            for r, a in zip(rows, answers, strict=True)
+        ]
+        print(json.dumps(out, indent=2))
     elif not rows:
         print("no finished trials match", file=sys.stderr)
     else:
         print(format_best(rows))
+        print(format_answers(rows, answers))
     return 0 if rows else 1
+
+
+def answer_line(tracking_uri: str, task: str, budget_usd: float, sweep: str) -> str:
+    """The sweep's answer in one line, as `sweep best` gives it: the posterior's share, what
+    it buys and how much of B it spends."""
+    from sweep.decide import evidence
+    from sweep.tracking.mlflow_store import Tracker
+    from sweep.tracking.results import best_allocations
+
+    tracker = Tracker(tracking_uri)
+    bests = best_allocations(tracker, task, budget_usd, [sweep])
+    answer = evidence.answer_at(tracker, bests[0]) if bests else None
+    if answer is None:
+        return "answer: none yet (no trial learned anything); see sweep best"
+    low, high = answer.fraction_interval
+    return (
+        f"answer: spend {100 * answer.compute_fraction:.0f} % of ${budget_usd:g} on compute (90 % "
+        f"range {low:.2f} to {high:.2f}): {answer.n_labels} labels, {answer.n_unlabelled} "
+        f"distilled, ${answer.spent_usd:.2f} of ${budget_usd:g} spent; expected regret "
+        f"{100 * answer.expected_regret:.2f} points (the landscape posterior, every trial weighed)"
+    )
+
+
+def format_answers(rows: list[Any], answers: list[Any]) -> str:
+    """The posterior's answer per budget, beside the best trial's table."""
+    header = ("task", "budget", "seed", "posterior f [90 %]", "labels", "unlabelled",
+              "spends", "predicted score [90 %]", "expected regret")  # fmt: skip
+    table = [
+        (
+            r.task, f"${r.budget_usd:g}", str(r.n_seed_labels),
+            "{:.2f} [{:.2f}, {:.2f}]".format(a.compute_fraction, *a.fraction_interval),
+            str(a.n_labels), str(a.n_unlabelled),
+            f"${a.spent_usd:.2f} of ${r.budget_usd:g}",
+            f"{a.score:.4f} [{a.score_interval[0]:.4f}, {a.score_interval[1]:.4f}]",
+            f"{100 * a.expected_regret:.2f} points",
+        )
+        for r, a in zip(rows, answers, strict=True)
+        if a is not None
+    ]  # fmt: skip
+    if not table:
+        return "the posterior's answer: none (no trial learned anything)"
+    notes = [
+        f"{r.task} ${r.budget_usd:g}: {a.why_outside}"
+        for r, a in zip(rows, answers, strict=True)
+        if a is not None and not a.inside
+    ]
+    return "\n".join(
+        [
+            "the posterior's answer (every trial of the task with the same recipe, each "
+            "weighed by its noise; not the single best trial, whose score is optimistic):",
+            format_table(header, table),
+            *notes,
+        ]
+    )
 
 
 def _print_pareto(args: argparse.Namespace) -> int:

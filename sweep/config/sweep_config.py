@@ -13,7 +13,7 @@ from objectives.budget import MAX_BUDGET_USD
 from sweep.config.modes import BudgetRange, BudgetSearch, Grid, Mode
 from sweep.config.paths import absolute_uri, default_storage, default_tracking
 
-SAMPLERS = ("tpe", "gp", "random", "grid")
+SAMPLERS = ("posterior", "tpe", "gp", "random", "grid")
 OBJECTIVES = ("real", "synthetic", "replay")
 DEFAULT_ROOT = "runs"
 DEFAULT_COMPUTE_ALLOWANCE_USD = 1000.0  # a grid point's compute allowance unless one is given
@@ -44,7 +44,7 @@ class SweepConfig:
     trial: Mapping[str, Any] = field(default_factory=dict, metadata=FIXED)
     preset: str = field(default="paper", metadata=FIXED)
     seeds: int = field(default=1, metadata=FIXED)
-    sampler: str = "tpe"
+    sampler: str = "posterior"
     space: str | None = None  # None: the sampler's natural space
     sampler_seed: int = 0
     concurrency: int = 1

@@ -1,28 +1,20 @@
-"""What split at what budget: a learning-curve model fitted to a task's finished trials,
-and the allocation it recommends for budgets that were never run.
+"""What split at what budget: the landscape posterior (`sweep.decide.posterior`), updated by
+a task's finished trials, read at budgets that were never run.
 
-Score (monotone and saturating in both kinds of data, b >= 0 and g >= 0):
-
-    score(L, U) = min(1, a - b * (L + w * U) ** -alpha + g * U / (U + k))
-
-with L the labelled examples the student trained on and U the unlabelled examples it
-distilled (w: what one distilled example is worth in labels; w = 0 leaves the saturating
-bonus alone), capped where U > 0 by the teacher's own curve in L when trials log teacher
-scores. For each (alpha, k, w) on a log grid the rest is a linear least-squares problem, so
-a fit is deterministic and cheap enough to repeat for every bootstrap resample and every
-left-out trial (all of them at once, as batched 3x3 solves).
-
-What a budget buys is read off the same trials:
-
-    labels  = seed + floor((1 - f) * B / usd_per_label)
-    compute = c0 + c1 * L + c2 * U      (non-negative least squares over distillation trials)
-    U       = min(affordable, pool cap), or 0 when f * B cannot pay for the teacher.
+What a budget buys is read off the same trials (the price per label they paid, their compute
+prices by non-negative least squares once three distilling trials show them, else the task's
+cost model rescaled to what they spent, and the pool cap a trial hit), bound by the task's
+training rows when given. Each budget's answer is the posterior's: the share of the best
+expected score among those that spend B, its 90 % range, its predictive interval and its
+expected regret, and whether the budget, the labels and the pool lie inside what the trials
+measured. No trial minimum: one trial fixes the task's level, each more sharpens the rest;
+how far the posterior is from a trial it did not see is measured leave-one-out beside the
+error of predicting the mean score.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,221 +22,111 @@ from typing import Any
 
 import numpy as np
 
-# FRACTIONS and NotEnoughTrials are part of the frontier's own interface (what it weighs and
-# what it raises), so they are re-exported here; the rest of costs is imported by name.
-from sweep.decide.costs import FRACTIONS as FRACTIONS
-from sweep.decide.costs import Array, Costs, fit_costs
+from objectives.budget import CostModel
+from sweep.decide import posterior, prior
+from sweep.decide.costs import Costs, fit_costs
 from sweep.decide.costs import NotEnoughTrials as NotEnoughTrials
 from sweep.tables import format_table
-from sweep.tracking.results import TrialRow
+from sweep.tracking.results import TrialRow, label_price
 
-MIN_TRIALS = 8
-MIN_DISTINCT = 3  # distinct label counts, and distinct unlabelled counts (zero included)
 NEAR = 0.03  # a trial this close to a recommended share measures it
-INTERVAL = (5.0, 95.0)  # percentiles of the bootstrap: a 90 % interval
-# Learning-curve exponents seen in practice lie in about [0.1, 1]; below 0.1 a power law
-# is a straight line in log L that extrapolates without limit.
-_ALPHAS = np.geomspace(0.1, 2.0, 16)
-# Distilled examples counted as w labels each (Hestness et al.'s power law in the data a
-# student sees); w = 0 leaves only the saturating bonus g * U / (U + k).
-_WORTHS = np.concatenate([[0.0], np.geomspace(0.01, 1.0, 6)])
-SCORE_CEILING = 1.0  # every metric of the task registry lies in [0, 1]
-
-
-# --- the score model ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Curve:
-    """One fitted learning curve."""
-
-    a: float
-    b: float
-    alpha: float
-    g: float
-    k: float
-    w: float = 0.0  # what one distilled example is worth in labels (0: only the g term)
-
-    def predict(self, n_labelled: Array, n_unlabelled: Array) -> Array:
-        unlabelled = np.asarray(n_unlabelled, dtype=float)
-        effective = np.maximum(np.asarray(n_labelled, dtype=float) + self.w * unlabelled, 1.0)
-        gain = unlabelled / (unlabelled + self.k)
-        score = self.a - self.b * effective**-self.alpha + self.g * gain
-        return np.minimum(score, SCORE_CEILING)
-
-    def formula(self) -> str:
-        effective = f"(L + {self.w:.3g} U)" if self.w else "L"
-        return (
-            f"score = {self.a:.4f} - {self.b:.4f} * {effective}^-{self.alpha:.3f}"
-            f" + {self.g:.4f} * U / (U + {self.k:.0f})"
-        )
-
-
-def _k_grid(n_unlabelled: Array) -> Array:
-    positive = n_unlabelled[n_unlabelled > 0]
-    low = max(1.0, float(positive.min()) / 20) if positive.size else 1.0
-    high = max(low * 10, float(n_unlabelled.max()) * 20)
-    return np.geomspace(low, high, 16)
-
-
-def fit_curves(
-    n_labelled: Array,
-    n_unlabelled: Array,
-    scores: Array,
-    weights: Array,
-) -> list[Curve]:
-    """One least-squares curve per row of `weights` (shape: fits x trials).
-
-    Every (alpha, k, w) triple of the grid and every sign pattern of (b, g) is solved at once;
-    the best feasible solution (b, g >= 0) of each fit wins.
-    """
-    ks = _k_grid(n_unlabelled)
-    alpha_3d, k_3d, w_3d = np.meshgrid(_ALPHAS, ks, _WORTHS, indexing="ij")
-    alpha, k, worth = alpha_3d.ravel(), k_3d.ravel(), w_3d.ravel()
-    effective = np.maximum(n_labelled[None, :] + worth[:, None] * n_unlabelled[None, :], 1.0)
-    x_labelled = -(effective ** -alpha[:, None])  # (pairs, trials)
-    x_unlabelled = n_unlabelled[None, :] / (n_unlabelled[None, :] + k[:, None])
-    design = np.stack([np.ones_like(x_labelled), x_labelled, x_unlabelled], axis=-1)
-    # Column masks: all three; without g; without b; the mean only.
-    masks = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 1], [1, 0, 0]], dtype=float)
-    fits: list[Curve] = []
-    for w in np.atleast_2d(weights):
-        xw = design * w[None, :, None]
-        gram = np.einsum("pni,pnj->pij", xw, design)  # (pairs, 3, 3)
-        moment = np.einsum("pni,n->pi", xw, scores)
-        # A masked column gets a unit diagonal and a zero moment, so its coefficient is 0.
-        m = masks[:, None, :]
-        grams = gram[None] * m[..., None] * m[..., None, :] + np.eye(3) * (1 - m)[..., None]
-        grams = grams + np.eye(3) * 1e-12
-        coef = np.linalg.solve(grams, (moment[None] * m)[..., None])[..., 0]  # (4, pairs, 3)
-        residual = scores[None, None, :] - np.einsum("pni,spi->spn", design, coef)
-        sse = np.einsum("spn,n->sp", residual**2, w)
-        sse[(coef[..., 1] < 0) | (coef[..., 2] < 0)] = np.inf
-        s, p = np.unravel_index(int(np.argmin(sse)), sse.shape)
-        a, b, g = (float(v) for v in coef[s, p])
-        fits.append(Curve(a, b, float(alpha[p]), g, float(k[p]), float(worth[p])))
-    return fits
-
-
-# --- the model -----------------------------------------------------------------------------
+MIN_DISTILLED = 3  # distilling trials that can price compute by least squares
 
 
 @dataclass(frozen=True)
 class HeldOut:
-    """Leave-one-out error of the model against predicting the mean score."""
+    """Leave-one-out error of the posterior against predicting the mean score."""
 
     mae: float
     baseline_mae: float
     max_error: float
 
 
-# A student distilled from a teacher rarely beats it by more than this (the teacher's
-# ceiling; Kang et al.'s students stay below their T5-XXL teachers).
-TEACHER_MARGIN = 0.01
-
-
 @dataclass(frozen=True)
-class LearningCurve:
-    curve: Curve
-    boots: tuple[Curve, ...]
-    # The teacher's own curve in L (g = 0), fitted to the teacher scores that distillation
-    # trials log; None when fewer than MIN_DISTINCT label counts have one.
-    teacher: Curve | None
+class Frontier:
+    post: posterior.Posterior
     costs: Costs
-    held_out: HeldOut
+    held_out: HeldOut | None  # None: one trial, nothing to leave out
     n_trials: int
     sweeps: tuple[str, ...]
     budget_range: tuple[float, float]
     labelled_range: tuple[float, float]
     unlabelled_max: float
     seed_labels: int
-    best_seen: float = SCORE_CEILING  # the best score a fitted trial or its teacher reached
-
-    def predict(self, n_labelled: Array, n_unlabelled: Array, curve: Curve | None = None) -> Array:
-        """`curve` (the central fit unless given), capped by the teacher's ceiling where the
-        student distils (U > 0)."""
-        score = (curve or self.curve).predict(n_labelled, n_unlabelled)
-        if self.teacher is None:
-            return score
-        cap = self.teacher.predict(n_labelled, np.zeros_like(n_labelled)) + TEACHER_MARGIN
-        return np.where(np.asarray(n_unlabelled) > 0, np.minimum(score, cap), score)
 
 
-def _teacher_curve(rows: Sequence[TrialRow]) -> Curve | None:
-    taught = [r for r in rows if r.n_unlabelled > 0 and r.teacher_score is not None]
-    labelled = np.array([float(r.n_labels_used) for r in taught])
-    if len(set(labelled)) < MIN_DISTINCT:
-        return None
-    scores = np.array([float(r.teacher_score or 0.0) for r in taught])
-    zeros = np.zeros_like(labelled)
-    (curve,) = fit_curves(labelled, zeros, scores, np.ones(len(taught)))
-    return curve
-
-
-def _arrays(rows: Sequence[TrialRow]) -> tuple[Array, Array, Array]:
-    return (
-        np.array([float(r.n_labels_used or r.n_seed_labels + r.n_new_labels) for r in rows]),
-        np.array([float(r.n_unlabelled) for r in rows]),
-        np.array([r.score for r in rows]),
-    )
-
-
-def check_enough(rows: Sequence[TrialRow], task: str) -> None:
-    labelled, unlabelled, _ = _arrays(rows)
-    n_l, n_u = len(set(labelled)), len(set(unlabelled))
-    trials, distinct = MIN_TRIALS, MIN_DISTINCT  # named for the message below
-    if len(rows) < trials or n_l < distinct or n_u < distinct or not unlabelled.any():
+def prices(rows: Sequence[TrialRow], cost: CostModel | None, pool_cap: float | None,
+           train_rows: int | None) -> Costs:  # fmt: skip
+    """What a budget buys, from the trials: least squares over three or more distilling
+    trials, else the task's cost model rescaled to them (one distilling trial suffices)."""
+    distilled = [r for r in rows if r.n_unlabelled > 0 and r.compute_spent_usd > 0]
+    if len({(r.n_labels_used, r.n_unlabelled) for r in distilled}) >= MIN_DISTILLED:
+        fitted = fit_costs(rows, pool_cap)
+        return Costs(**{**asdict(fitted), "train_rows": train_rows})
+    priced = [p for p in map(label_price, rows) if p is not None]
+    if cost is None or not priced:
         raise NotEnoughTrials(
-            f"too few trials to fit a learning curve for task={task!r}: {len(rows)} finished "
-            f"trials with {n_l} distinct label counts and {n_u} distinct unlabelled counts; "
-            f"need at least {trials} trials, {distinct} label counts and "
-            f"{distinct} unlabelled counts, some above zero. Run sweeps at more budgets "
-            "(`sweep run --budget ...`) or the paper's grid (`sweep grid`)."
+            "no trial shows what a label or the compute costs; run one that buys labels and "
+            "one that distils (`sweep run` or `sweep grid`)"
         )
+    model = Costs.from_model(cost, float(np.median(priced)), pool_cap, train_rows)
+    return model.fitted_to(rows)
 
 
 def fit(
     rows: Sequence[TrialRow],
     task: str,
+    cost: CostModel | None = None,
     seed_labels: int | None = None,
-    n_boot: int = 300,
     pool_cap: float | None = None,
-    seed: int = 0,
-) -> LearningCurve:
-    """Fit the curve, its bootstrap replicates and its leave-one-out error; distilled
-    students are capped by the teacher's own curve where the trials log teacher scores."""
-    check_enough(rows, task)
-    labelled, unlabelled, scores = _arrays(rows)
-    n = len(rows)
-    (curve,) = fit_curves(labelled, unlabelled, scores, np.ones(n))
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float)
-    boots = fit_curves(labelled, unlabelled, scores, counts)
-    loo = fit_curves(labelled, unlabelled, scores, 1.0 - np.eye(n))
-    errors = np.array(
-        [
-            abs(c.predict(labelled[i : i + 1], unlabelled[i : i + 1])[0] - scores[i])
-            for i, c in enumerate(loo)
-        ]
-    )
-    baseline = np.abs(scores - (scores.sum() - scores) / (n - 1))
+    train_rows: int | None = None,
+    landscapes: Sequence[prior.Known] | None = None,
+    leave_one_out: bool = True,
+) -> Frontier:
+    """The posterior given the trials (those that learned something), with its prices and
+    (unless `leave_one_out` is False: one update per trial) its leave-one-out error."""
+    observed = posterior.observations(rows)
+    if not observed:
+        raise NotEnoughTrials(
+            f"no finished trial of task={task!r} learned anything; run a sweep first "
+            f"(`sweep run --task {task} ...`), or ask `sweep plan` for the answer before any"
+        )
+    hyps = prior.hypotheses(landscapes if landscapes is not None else prior.shipped())
+    post = posterior.update(hyps, observed)
     budget_rows = [r for r in rows if not r.grid]
-    seeds = Counter(r.n_seed_labels for r in budget_rows).most_common(1)
+    seeds = [r.n_seed_labels for r in budget_rows]
     totals = [r.budget_usd if not r.grid else r.practitioner_usd for r in rows]
-    return LearningCurve(
-        curve=curve,
-        boots=tuple(boots),
-        teacher=_teacher_curve(rows),
-        costs=fit_costs(rows, pool_cap),
-        held_out=HeldOut(float(errors.mean()), float(baseline.mean()), float(errors.max())),
-        n_trials=n,
+    labelled = [o.n_labelled for o in observed]
+    return Frontier(
+        post=post,
+        costs=prices(rows, cost, pool_cap, train_rows),
+        held_out=_held_out(hyps, observed) if leave_one_out else None,
+        n_trials=len(observed),
         sweeps=tuple(sorted({r.sweep for r in rows})),
         budget_range=(min(totals), max(totals)),
-        labelled_range=(float(labelled.min()), float(labelled.max())),
-        unlabelled_max=float(unlabelled.max()),
-        seed_labels=seed_labels if seed_labels is not None else (seeds[0][0] if seeds else 0),
-        best_seen=max([*scores, *(r.teacher_score for r in rows if r.teacher_score is not None)]),
+        labelled_range=(min(labelled), max(labelled)),
+        unlabelled_max=max(o.n_unlabelled for o in observed),
+        seed_labels=seed_labels if seed_labels is not None else _most_common(seeds),
     )
+
+
+def _most_common(values: Sequence[int]) -> int:
+    return max(set(values), key=values.count) if values else 0
+
+
+def _held_out(
+    hyps: Sequence[prior.Hypothesis], observed: Sequence[posterior.Observation]
+) -> HeldOut | None:
+    if len(observed) < 2:
+        return None
+    errors, baseline = [], []
+    for i, o in enumerate(observed):
+        rest = [x for j, x in enumerate(observed) if j != i]
+        post = posterior.update(hyps, rest)
+        guess = post.expected(np.array([o.n_labelled]), np.array([o.n_unlabelled]))[0]
+        errors.append(abs(guess - o.score))
+        baseline.append(abs(np.mean([x.score for x in rest]) - o.score))
+    return HeldOut(float(np.mean(errors)), float(np.mean(baseline)), float(np.max(errors)))
 
 
 @dataclass(frozen=True)
@@ -254,10 +136,10 @@ class Recommendation:
     fraction_interval: tuple[float, float]
     score: float
     score_interval: tuple[float, float]
+    expected_regret: float
     n_labels: int
     n_new_labels: int
     n_unlabelled: int
-    device_hours: float
     spent_usd: float
     inside: bool
     why_outside: str
@@ -266,68 +148,39 @@ class Recommendation:
         return asdict(self)
 
 
-def recommend(model: LearningCurve, budget_usd: float) -> Recommendation:
-    """The compute share with the best predicted score at `budget_usd`, with 90 % intervals
-    over the bootstrap fits (of the score at that share, and of each fit's own best share)."""
+def recommend(model: Frontier, budget_usd: float, draws: int = posterior.DRAWS) -> Recommendation:
+    """The posterior's answer at `budget_usd`, and whether it lies inside what the trials
+    measured (outside: an extrapolation; its interval says how much less is known)."""
     if not math.isfinite(budget_usd) or budget_usd <= 0:
         raise ValueError(f"`budget_usd > 0` must hold, but got budget_usd={budget_usd!r}.")
-    labelled, unlabelled, spent = model.costs.buys(budget_usd, model.seed_labels)
-    predicted = model.predict(labelled, unlabelled)
-    best = int(np.argmax(predicted))
-    boot_at_best = np.array(
-        [
-            model.predict(labelled[best : best + 1], unlabelled[best : best + 1], c)[0]
-            for c in model.boots
-        ]
-    )
-    boot_best_f = np.array(
-        [FRACTIONS[int(np.argmax(model.predict(labelled, unlabelled, c)))] for c in model.boots]
-    )
+    ans = posterior.answer(model.post, model.costs.buys(budget_usd, model.seed_labels), draws)
     reasons = []
     low, high = model.budget_range
     if not low <= budget_usd <= high:
         reasons.append(f"budget outside the trials' ${low:g}-${high:g}")
-    if not model.labelled_range[0] <= labelled[best] <= model.labelled_range[1]:
+    first, last = model.labelled_range
+    if not first <= ans.n_labelled <= last:
+        reasons.append(f"{ans.n_labelled} labels outside the trials' {first:.0f}-{last:.0f}")
+    if ans.n_unlabelled > model.unlabelled_max:
         reasons.append(
-            f"{labelled[best]:.0f} labels outside the trials' "
-            f"{model.labelled_range[0]:.0f}-{model.labelled_range[1]:.0f}"
+            f"{ans.n_unlabelled} unlabelled above the trials' {model.unlabelled_max:.0f}"
         )
-    if unlabelled[best] > model.unlabelled_max:
-        reasons.append(
-            f"{unlabelled[best]:.0f} unlabelled above the trials' {model.unlabelled_max:.0f}"
-        )
-    score, (low_score, high_score) = float(predicted[best]), _interval(boot_at_best)
-    # Never above the best score reached by more than the fit's own interval: a curve
-    # extrapolated far past its trials can promise scores nothing has shown.
-    above = max(0.0, high_score - score)
-    cap = model.best_seen + above
-    if score > cap:
-        reasons.append(
-            f"the curve predicted {score:.4f}, above the best score reached "
-            f"({model.best_seen:.4f}) by more than its interval: capped there"
-        )
-        # The interval moves down with the point and keeps its lower width.
-        score, low_score, high_score = cap, low_score - (score - cap), cap
-    compute_usd = spent[best] - (labelled[best] - model.seed_labels) * model.costs.usd_per_label
+    if ans.beyond:
+        reasons.append("beyond every landscape's measured range")
     return Recommendation(
         budget_usd=budget_usd,
-        compute_fraction=float(FRACTIONS[best]),
-        fraction_interval=_interval(boot_best_f),
-        score=score,
-        score_interval=(low_score, high_score),
-        n_labels=int(labelled[best]),
-        n_new_labels=int(labelled[best]) - model.seed_labels,
-        n_unlabelled=int(unlabelled[best]),
-        device_hours=float(compute_usd / model.costs.usd_per_device_hour),
-        spent_usd=float(spent[best]),
+        compute_fraction=ans.compute_fraction,
+        fraction_interval=ans.fraction_interval,
+        score=ans.score,
+        score_interval=ans.score_interval,
+        expected_regret=ans.expected_regret,
+        n_labels=ans.n_labelled,
+        n_new_labels=ans.n_labelled - model.seed_labels,
+        n_unlabelled=ans.n_unlabelled,
+        spent_usd=ans.spent_usd,
         inside=not reasons,
         why_outside="; ".join(reasons),
     )
-
-
-def _interval(values: Array) -> tuple[float, float]:
-    low, high = np.percentile(values, INTERVAL)
-    return float(low), float(high)
 
 
 # --- checking against trials left out ------------------------------------------------------
@@ -347,7 +200,7 @@ class HoldoutCheck:
 def holdout(
     rows: Sequence[TrialRow], task: str, budget_usd: float, **fit_options: Any
 ) -> HoldoutCheck:
-    """Fit without the trials at `budget_usd` and compare the model with them."""
+    """Fit without the trials at `budget_usd` and compare the posterior with them."""
     kept = [r for r in rows if r.grid or not math.isclose(r.budget_usd, budget_usd)]
     left_out = [r for r in rows if not r.grid and math.isclose(r.budget_usd, budget_usd)]
     if not left_out:
@@ -357,8 +210,10 @@ def holdout(
             f"{', '.join(f'{b:g}' for b in budgets)}."
         )
     model = fit(kept, task, **fit_options)
-    labelled, unlabelled, scores = _arrays(left_out)
-    predicted = model.predict(labelled, unlabelled)
+    predicted = model.post.expected(
+        np.array([float(r.n_labels_used) for r in left_out]),
+        np.array([float(r.n_unlabelled) for r in left_out]),
+    )
     rec = recommend(model, budget_usd)
     best = max(left_out, key=lambda r: r.score)
     nearest = min(left_out, key=lambda r: abs(r.compute_fraction - rec.compute_fraction))
@@ -366,9 +221,9 @@ def holdout(
     return HoldoutCheck(
         budget_usd=budget_usd,
         rows=tuple(
-            (float(r.compute_fraction), float(p), float(s))
-            for r, p, s in sorted(
-                zip(left_out, predicted, scores, strict=True), key=lambda t: t[0].compute_fraction
+            sorted(
+                (float(r.compute_fraction), float(p), float(r.score))
+                for r, p in zip(left_out, predicted, strict=True)
             )
         ),
         recommended=rec,
@@ -378,15 +233,16 @@ def holdout(
     )
 
 
-def frontier_json(model: Any, recs: list[Any], check: Any, path: Path) -> dict[str, Any]:
+def frontier_json(
+    model: Frontier, recs: list[Recommendation], check: Any, path: Path
+) -> dict[str, Any]:
     return {
         "model": {
-            "formula": model.curve.formula(),
-            "curve": asdict(model.curve),
+            "hypotheses_weighed_most": model.post.top(3),
             "costs": asdict(model.costs),
             "n_trials": model.n_trials,
             "sweeps": list(model.sweeps),
-            "held_out": asdict(model.held_out),
+            "held_out": None if model.held_out is None else asdict(model.held_out),
             "seed_labels": model.seed_labels,
         },
         "budgets": [r.to_dict() for r in recs],
@@ -395,41 +251,31 @@ def frontier_json(model: Any, recs: list[Any], check: Any, path: Path) -> dict[s
     }
 
 
-def format_frontier(model: Any, recs: list[Any], check: Any) -> str:
+def format_frontier(model: Frontier, recs: list[Recommendation], check: Any) -> str:
     held = model.held_out
-    teacher = model.teacher
+    error = (
+        f"leave-one-out error {held.mae:.4f} mean, {held.max_error:.4f} worst (predicting the "
+        f"mean score: {held.baseline_mae:.4f})"
+        if held
+        else "one trial: no leave-one-out error yet"
+    )
+    weighed = ", ".join(f"{name} ({w:.2f})" for name, w in model.post.top(3))
     lines = [
-        f"{model.curve.formula()}  (L labels, U unlabelled)"
-        + (
-            f"; distilled students capped by the teacher's {teacher.a:.4f} - "
-            f"{teacher.b:.4f} * L^-{teacher.alpha:.3f}"
-            if teacher
-            else ""
-        ),
-        f"fitted on {model.n_trials} trials of {', '.join(model.sweeps)}; leave-one-out "
-        f"error {held.mae:.4f} mean, {held.max_error:.4f} worst (predicting the mean score: "
-        f"{held.baseline_mae:.4f})",
+        f"the landscape posterior on {model.n_trials} trials of {', '.join(model.sweeps)} "
+        f"(hypotheses weighed most: {weighed}); {error}",
         "",
     ]
-    header = (
-        "budget",
-        "best f [90 %]",
-        "labels",
-        "unlabelled",
-        "device-h",
-        "spent",
-        "predicted score [90 %]",
-        "range",
-    )
+    header = ("budget", "best f [90 %]", "labels", "unlabelled", "spent",
+              "predicted score [90 %]", "expected regret", "range")  # fmt: skip
     table = [
         (
             f"${r.budget_usd:g}",
             "{:.2f} [{:.2f}, {:.2f}]".format(r.compute_fraction, *r.fraction_interval),
             f"{r.n_labels} (+{r.n_new_labels})",
             str(r.n_unlabelled),
-            f"{r.device_hours:.4f}",
             f"${r.spent_usd:.2f}",
             f"{r.score:.4f} [{r.score_interval[0]:.4f}, {r.score_interval[1]:.4f}]",
+            f"{100 * r.expected_regret:.2f} points",
             "inside" if r.inside else f"outside: {r.why_outside}",
         )
         for r in recs

@@ -1,15 +1,18 @@
 """`sweep plan`: "what share of B should buy compute?" answered from what is known, then
 improved by pilots only where a pilot is worth its price.
 
-1. The prior's answer, free: every share of B becomes the task's own (L labels, U distilled
-   examples) through its known prices, and is scored by every hypothesis that the measured
-   landscapes give (`sweep.decide.prior`); the answer is the share with the best expected
-   score, with a predictive interval.
-2. Pilots by value of information: each candidate pilot (annotation only at a few label
-   counts; a small teacher distilling a small pool) is scored by the expected drop in regret
-   its result would bring (one step ahead, over the hypotheses), in points of score, and by
-   its price in the same points (what its dollars would have bought as part of B). The best
-   pilot runs only if it gains more than it costs; the plan may stop with zero pilots.
+1. The answer, free: every share of B becomes the task's own (L labels, U distilled
+   examples) through its known prices and data, and the landscape posterior
+   (`sweep.decide.posterior`: the measured landscapes, updated by every finished trial of the
+   task) answers with the share of the best expected score among those that spend B.
+2. Pilots by value of information, placed where the decision is made: at the answer's label
+   count (or the most labels the cap affords below it), annotating only and distilling the
+   pool sizes the landscapes measured. Each design (one pilot, or an annotate/distil pair on
+   one teacher's labels) is valued by simulation: landscapes are drawn from the posterior,
+   the pilots' scores observed on each with a trial's noise, the answer redone, and the
+   regret it then has on that landscape compared with the regret of answering now. Its
+   price is put in the same points (what its dollars would have bought as part of B). The
+   best design runs only if it gains more than it costs; the plan may stop with none.
 3. The decision's price, in the meter that prices B: each pilot's compute as its row records
    it, and labels beyond the seed labels unless the answer buys at least as many (then they
    are part of the answer). The sweep ledger's real dollars are reported beside it.
@@ -28,13 +31,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from objectives.budget import CostModel
-from sweep.decide import prior
+from sweep.decide import posterior, prior
+from sweep.decide.costs import Buys, Costs
+from sweep.decide.prior import Array
 from sweep.tracking.results import TrialRow, learned_rows, nothing_learned_note
 
 SMALLEST_POOL = 16  # unlabelled examples: a smaller pool measures no distillation
-ANNOTATION_CANDIDATES = 6  # label counts an annotation pilot may take, log-spaced
-TEACHER_CANDIDATES = 3  # label counts a pilot's teacher may take
-POOL_CANDIDATES = 6  # pool sizes a distillation pilot may take
+SIMULATIONS = 32  # landscapes drawn to value a design
+NEAR_LABELS = 1.5  # a pilot's labels within this factor of the answer's: where it decides
+POOLS = 3  # pool sizes a design may distil at one label count
+LABEL_COUNTS = 3  # label counts a design may take
+SMALLER_BUDGET = 0.75  # B less a quarter: how much a dollar of B is worth is read there
 
 
 @dataclass(frozen=True)
@@ -54,16 +61,14 @@ class PlanSettings:
     usd_per_label: float
     max_spend_usd: float
     cost: CostModel  # compute prices in the meter that prices B
-    pool_cap: int | None = None  # most unlabelled examples the task has
-    label_cap: int | None = None  # most labels a pilot can buy: the training split's rows
-    noise_sd: float = 0.02  # what one run's score varies by, the hypotheses' misfit included
+    pool_cap: int | None = None  # most unlabelled examples a trial may use
+    label_cap: int | None = None  # the training split's rows: labels and pool come out of it
     max_pilots: int = 12
     landscapes: tuple[prior.Known, ...] | None = None  # None: the shipped ones
-    pilots: bool = True  # False: the prior's answer only (`--pilots 0`)
-    first_pairs: bool = False  # also weigh two first pilots together (see `_designs`)
+    pilots: bool = True  # False: the answer from what is known only (`--pilots 0`)
 
     def __post_init__(self) -> None:
-        for name in ("budget_usd", "usd_per_label", "max_spend_usd", "noise_sd"):
+        for name in ("budget_usd", "usd_per_label", "max_spend_usd"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"`{name} > 0` must hold, but got {name}={value!r}.")
@@ -80,14 +85,15 @@ class PlanSettings:
             )
 
     @property
-    def setting(self) -> prior.Setting:
-        return prior.Setting(
-            self.budget_usd, self.seed_labels, self.usd_per_label, self.cost, self.pool_cap
-        )
+    def costs(self) -> Costs:
+        return Costs.from_model(self.cost, self.usd_per_label, self.pool_cap, self.label_cap)
 
     @property
     def known(self) -> tuple[prior.Known, ...]:
         return self.landscapes if self.landscapes is not None else prior.shipped()
+
+    def buys(self, budget_usd: float | None = None) -> Buys:
+        return self.costs.buys(budget_usd or self.budget_usd, self.seed_labels)
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ class Step:
 
     pilot: Pilot
     gain_points: float  # expected drop in regret, points of score
-    price_usd: float  # its expected price in B's meter
+    price_usd: float  # its price in B's meter, at worst
     worth_usd: float  # what the gain is worth at the answer's dollar value
     row: TrialRow | None  # None: it failed or the cap stopped it
     spent_usd: float
@@ -105,9 +111,9 @@ class Step:
 @dataclass(frozen=True)
 class Plan:
     settings: PlanSettings
-    prior_answer: prior.Answer
+    prior_answer: posterior.Answer
     steps: tuple[Step, ...]
-    answer: prior.Answer
+    answer: posterior.Answer
     reused: int  # finished trials of the task the plan started from
     stopped_because: str
     compute_usd: float  # pilots' compute in B's meter
@@ -135,6 +141,7 @@ class Ran:
 # distillation (B's meter), and the runner starts no pilot that could take the real spending
 # (the sweep ledger) over `left`: the cap bounds real dollars too.
 Runner = Callable[[Sequence[Pilot], float, float], Ran]
+Design = tuple[Pilot, ...]
 
 
 def label_charge_usd(s: PlanSettings, rows: Sequence[TrialRow], answer_labels: int) -> float:
@@ -144,127 +151,134 @@ def label_charge_usd(s: PlanSettings, rows: Sequence[TrialRow], answer_labels: i
     return max(0, most - max(s.seed_labels, answer_labels)) * s.usd_per_label
 
 
-def candidates(s: PlanSettings, ans: prior.Answer, trained: set[int]) -> list[Pilot]:
-    """Annotation pilots up to what annotation only buys; small teachers (from the seed
-    labels up to the answer's labels) distilling pools up to what the cap affords."""
-    at_zero = s.seed_labels + math.floor(s.budget_usd / s.usd_per_label + 1e-9)
-    top = min(at_zero, s.label_cap or at_zero)
-    low = max(s.seed_labels, 1)
-    pilots = [Pilot(n, 0) for n in prior.log_spaced(low, top, ANNOTATION_CANDIDATES)]
-    teachers = prior.log_spaced(low, min(top, max(low, ans.n_labelled)), TEACHER_CANDIDATES)
-    for n in teachers:
-        teacher = 0.0 if n in trained else s.cost.teacher_usd(n)
-        most = s.cost.unlabelled_for(s.max_spend_usd - teacher)
-        most = min(most, s.pool_cap or most)
-        if most >= SMALLEST_POOL:
-            sizes = prior.log_spaced(SMALLEST_POOL, most, POOL_CANDIDATES)
-            pilots += [Pilot(n, u) for u in sizes if u >= SMALLEST_POOL]
-    return pilots
+def price_usd(s: PlanSettings, design: Design, trained: set[int], bought: int) -> float:
+    """A design's price in B's meter at worst: each teacher once (none where one on the same
+    labels is cached), its distillation, and every label beyond the seed labels and those
+    bought already (the answer may buy them later, and then they are refunded to the
+    decision, but the cap must hold whatever the answer becomes)."""
+    compute, teachers = 0.0, set(trained)
+    for p in design:
+        if p.n_unlabelled:
+            compute += s.cost.distillation_usd(p.n_unlabelled)
+            compute += 0.0 if p.n_labels in teachers else s.cost.teacher_usd(p.n_labels)
+            teachers.add(p.n_labels)
+    most = max(p.n_labels for p in design)
+    return compute + max(0, most - max(s.seed_labels, bought)) * s.usd_per_label
 
 
-def price_usd(s: PlanSettings, p: Pilot, trained: set[int], bought: int) -> float:
-    """A pilot's price in B's meter at worst: its teacher (unless one on the same labels is
-    cached) and distillation, and every label beyond the seed labels and those bought
-    already (the answer may buy them later, and then they are refunded to the decision,
-    but the cap must hold whatever the answer becomes)."""
-    compute = 0.0
-    if p.n_unlabelled:
-        compute = s.cost.distillation_usd(p.n_unlabelled)
-        compute += 0.0 if p.n_labels in trained else s.cost.teacher_usd(p.n_labels)
-    return compute + max(0, p.n_labels - max(s.seed_labels, bought)) * s.usd_per_label
+def designs(
+    s: PlanSettings, ans: posterior.Answer, hyps: Sequence[prior.Hypothesis], left_usd: float,
+    trained: set[int], bought: int,
+) -> list[tuple[Design, float]]:  # fmt: skip
+    """Affordable designs where the decision is made: at label counts from the answer's down
+    to 1/NEAR_LABELS of it (a pilot far below the answer's labels measures another
+    landscape, as the paper's FEVER shows: it gains nothing from distilling at 100 labels
+    and 17.6 points at 500), annotating only, distilling up to POOLS pool sizes the
+    landscapes measured (and the most the task's pool holds), and the two together."""
+    top = min(ans.n_labelled, s.label_cap or ans.n_labelled)
+    low = max(s.seed_labels, math.ceil(top / NEAR_LABELS), 1)
+    if low > top:
+        return []
+    measured = [u for u in prior.measured_pools(hyps) if u >= SMALLEST_POOL]
+    out: list[Design] = []
+    for n in prior.log_spaced(low, top, LABEL_COUNTS):
+        room = (s.label_cap - n) if s.label_cap else None
+        most = min([c for c in (s.pool_cap, room) if c is not None], default=None)
+        pools = [u for u in measured if most is None or u <= most]
+        if most is not None and most >= SMALLEST_POOL:
+            pools.append(most)  # the most the task's pool holds
+        pools = [u for u in pools if price_usd(s, (Pilot(n, u),), trained, bought) <= left_usd]
+        if len(pools) > POOLS:
+            pools = [pools[round(i)] for i in np.linspace(0, len(pools) - 1, POOLS)]
+        out.append((Pilot(n, 0),))
+        for u in sorted(set(pools)):
+            out += [(Pilot(n, u),), (Pilot(n, 0), Pilot(n, u))]
+    priced = [(d, price_usd(s, d, trained, bought)) for d in out]
+    return [(d, usd) for d, usd in priced if usd <= left_usd]
 
 
-def _observations(known: Sequence[prior.Known], rows: Sequence[TrialRow]) -> prior.Array:
-    labelled = np.array([float(r.n_labels_used) for r in rows])
-    unlabelled = np.array([float(r.n_unlabelled) for r in rows])
-    return prior.raw_scores(known, labelled, unlabelled)
+def simulated_gains(
+    post: posterior.Posterior, options: Sequence[Design], buys: Buys, sd: float, seed: int
+) -> Array:
+    """[design]: the expected drop in regret (points of score) from observing each design:
+    landscapes drawn from the posterior (the same draws for every design, so that designs
+    are compared on the same truths), the pilots' scores read off each with noise `sd`, the
+    answer redone, and its regret on that landscape against the regret of answering now."""
+    post = post.deciding(buys)
+    ok = posterior.eligible(buys).astype(int)
+    points = sorted({(p.n_labels, p.n_unlabelled) for d in options for p in d})
+    column = {p: buys.labelled.size + i for i, p in enumerate(points)}
+    labelled = np.concatenate([buys.labelled, [float(n) for n, _ in points]])
+    unlabelled = np.concatenate([buys.unlabelled, [float(u) for _, u in points]])
+    draws = post.draws(labelled, unlabelled, SIMULATIONS, seed)
+    noise = np.random.default_rng(seed + 1).normal(0.0, sd, (SIMULATIONS, len(points)))
+    truths = draws[:, : buys.labelled.size]
+    now = int(ok[np.argmax(post.expected(buys.labelled, buys.unlabelled)[ok])])
+    gains = np.zeros(len(options))
+    for k, design in enumerate(options):
+        cols = [column[(p.n_labels, p.n_unlabelled)] for p in design]
+        for i, truth in enumerate(truths):
+            scores = draws[i, cols] + noise[i, np.array(cols) - buys.labelled.size]
+            seen = [
+                posterior.Observation(p.n_labels, p.n_unlabelled, float(y), sd)
+                for p, y in zip(design, scores, strict=True)
+            ]
+            nxt = posterior.update(post.hypotheses, [*post.observations, *seen], post.misfit)
+            nxt = nxt.deciding(buys)
+            after = int(ok[np.argmax(nxt.expected(buys.labelled, buys.unlabelled)[ok])])
+            gains[k] += (truth[after] - truth[now]) / SIMULATIONS
+    return np.maximum(gains, 0.0)
 
 
-def _state(
-    s: PlanSettings,
-    rows: Sequence[TrialRow],
-    raw_shares: prior.Array,
-    buys: tuple[prior.Array, prior.Array],
-) -> tuple[prior.Posterior, prior.Answer]:
-    """The posterior given the trials that learned something (a constant predictor's score is
-    the data set's floor, not a point of the task's landscape), and its answer."""
-    rows = learned_rows(rows)
-    observed = np.array([r.score for r in rows])
-    post = prior.posterior(_observations(s.known, rows), observed, s.noise_sd)
-    return post, prior.answer(post, raw_shares, *buys)
+def points_per_usd(post: posterior.Posterior, s: PlanSettings) -> float:
+    """What a dollar of B is worth at the answer: the expected best score lost if B were a
+    quarter smaller, per dollar (a decision's spending comes out of the same pocket)."""
+    best = []
+    for budget in (s.budget_usd, SMALLER_BUDGET * s.budget_usd):
+        buys = s.buys(budget)
+        ok = posterior.eligible(buys).astype(int)
+        seen = post.deciding(s.buys())  # one weighing for both: the same hypotheses compared
+        best.append(float(seen.expected(buys.labelled, buys.unlabelled)[ok].max()))
+    return max(0.0, best[0] - best[1]) / ((1 - SMALLER_BUDGET) * s.budget_usd)
 
 
-Design = tuple[tuple[Pilot, float], ...]  # pilots run together, each with its price
-
-
-def _designs(
-    s: PlanSettings,
-    rows: Sequence[TrialRow],
-    mine: Sequence[TrialRow],
-    ans: prior.Answer,
-    committed_usd: float,
-    room: int,
-) -> list[Design]:
-    """Affordable designs: one new pilot each; with `first_pairs`, while fewer than two
-    observations exist, also the cheapest pilot paired with each other one. (A lone first
-    score fixes only the level, which the prior leaves free, so one step ahead no lone first
-    pilot shows any worth and a plan from scratch answers from the prior. Pairs can show
-    worth, but on the paper's grids they misled the answer: bench/README.md, note 8.)
-    `mine`: this plan's own pilots, whose teachers the cache holds and whose labels it paid."""
-    trained = {r.n_labels_used for r in mine if r.n_unlabelled}
-    bought = max((r.n_labels_used for r in mine), default=0)
-    seen = {(r.n_labels_used, int(r.n_unlabelled)) for r in rows}
-    left = s.max_spend_usd - committed_usd
-    singles = [
-        (p, price_usd(s, p, trained, bought))
-        for p in candidates(s, ans, trained)
-        if (p.n_labels, p.n_unlabelled) not in seen
-    ]
-    designs: list[Design] = [((p, usd),) for p, usd in singles if usd <= left]
-    if s.first_pairs and len(learned_rows(rows)) < 2 and singles and room >= 2:
-        anchor = min(singles, key=lambda x: x[1])
-        designs += [(anchor, x) for x in singles if x != anchor and anchor[1] + x[1] <= left]
-    return designs
+def _pilot_sd(post: posterior.Posterior) -> float:
+    """What a pilot's score varies by: the task's own trials' noise, else the default."""
+    if not post.observations:
+        return posterior.NOISE_SD
+    return float(np.sqrt(np.mean([o.sd**2 for o in post.observations])))
 
 
 def _best_design(
-    s: PlanSettings,
-    rows: Sequence[TrialRow],
-    mine: Sequence[TrialRow],
-    state: tuple[prior.Posterior, prior.Answer, prior.Array, prior.Array],
-    committed_usd: float,
-    room: int,
-) -> tuple[Design, float, float] | str:
-    """(design, its expected gain in points, points per dollar) of the design with the best
-    net value, or why none runs. `state`: the posterior, its answer and the raw scores of
-    every hypothesis at every share of B and of a quarter less (what a dollar is worth)."""
-    post, ans, raw_shares, raw_less = state
-    designs = _designs(s, rows, mine, ans, committed_usd, room)
-    if not designs:
-        return f"the ${s.max_spend_usd - committed_usd:.2f} left of the cap buys no new pilot"
-    raws = [
-        prior.raw_scores(
-            s.known,
-            np.array([float(p.n_labels) for p, _ in design]),
-            np.array([float(p.n_unlabelled) for p, _ in design]),
-        )
-        for design in designs
+    s: PlanSettings, post: posterior.Posterior, ans: posterior.Answer, left_usd: float,
+    mine: Sequence[TrialRow], seed: int,
+) -> tuple[Design, float, float, float] | str:  # fmt: skip
+    """(design, its expected gain in points, its price, points per dollar) of the design
+    with the best net value, or why none runs."""
+    trained = {r.n_labels_used for r in mine if r.n_unlabelled}
+    bought = max((r.n_labels_used for r in mine), default=0)
+    seen = {(r.n_labels_used, int(r.n_unlabelled)) for r in mine}
+    options = [
+        (d, usd)
+        for d, usd in designs(s, ans, post.hypotheses, left_usd, trained, bought)
+        if not all((p.n_labels, p.n_unlabelled) in seen for p in d)
     ]
-    learned = learned_rows(rows)
-    observations = (_observations(s.known, learned), np.array([r.score for r in learned]))
-    gains = prior.expected_gain(post, observations, raws, raw_shares)
-    rate = prior.points_per_usd(post, raw_shares, raw_less, s.budget_usd)
-    prices = np.array([sum(usd for _, usd in design) for design in designs])
+    if not options:
+        return f"the ${left_usd:.2f} left of the cap buys no new pilot"
+    buys, sd = s.buys(), _pilot_sd(post)
+    gains = simulated_gains(post, [d for d, _ in options], buys, sd, seed)
+    rate = points_per_usd(post, s)
+    prices = np.array([usd for _, usd in options])
     net = gains - rate * prices
     pick = int(np.argmax(net))
     if net[pick] <= 0 or gains[pick] <= 1e-5:
-        where = " and ".join(f"L={p.n_labels} U={p.n_unlabelled}" for p, _ in designs[pick])
+        where = " and ".join(f"L={p.n_labels} U={p.n_unlabelled}" for p in options[pick][0])
         worth = f"${gains[pick] / rate:.2f}" if rate > 0 else "nothing to a budget this flat"
         return (
             f"no pilot is worth its price (the best, {where}, would cut the expected regret "
             f"by {100 * gains[pick]:.2f} points, worth {worth}, for ${prices[pick]:.2f})"
         )
-    return designs[pick], float(gains[pick]), rate
+    return options[pick][0], float(gains[pick]), float(prices[pick]), rate
 
 
 def _charged_usd(s: PlanSettings, ran: Ran, trained: set[int]) -> float:
@@ -280,53 +294,67 @@ def _charged_usd(s: PlanSettings, ran: Ran, trained: set[int]) -> float:
     return rows + ran.failed_usd
 
 
-def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
-    """The prior's answer, then pilots while one is worth its price (at most `max_pilots`,
-    within `max_spend_usd` at their worst), then the answer from every observation."""
+def _is(row: TrialRow, pilot: Pilot) -> bool:
+    return (row.n_labels_used, int(row.n_unlabelled)) == (pilot.n_labels, pilot.n_unlabelled)
+
+
+def _state(
+    s: PlanSettings, rows: Sequence[TrialRow]
+) -> tuple[posterior.Posterior, posterior.Answer]:
+    post = posterior.update(prior.hypotheses(s.known), posterior.observations(rows))
+    return post, posterior.answer(post, s.buys())
+
+
+def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = (), seed: int = 0) -> Plan:
+    """The answer from what is known, then pilots while one is worth its price (at most
+    `max_pilots`, within `max_spend_usd` at their worst), then the answer from every
+    observation."""
     rows = list(known)
-    buys = s.setting.buys()
-    raw_shares = prior.raw_scores(s.known, *buys)
-    raw_less = prior.raw_scores(s.known, *s.setting.buys(prior.SMALLER_BUDGET * s.budget_usd))
-    first = prior.answer(
-        prior.posterior(_observations(s.known, []), np.array([]), s.noise_sd), raw_shares, *buys
-    )
-    post, ans = _state(s, rows, raw_shares, buys)
+    first = posterior.answer(posterior.update(prior.hypotheses(s.known)), s.buys())
+    post, ans = _state(s, rows)
     steps: list[Step] = []
     spent = ledger = 0.0
-    stopped = "--pilots 0: the prior's answer only" if not s.pilots else ""
+    stopped = "--pilots 0: the answer from what is known only" if not s.pilots else ""
     while not stopped:
-        room = s.max_pilots - len(steps)
-        if room <= 0:
+        mine = rows[len(known) :]
+        if len(steps) >= s.max_pilots:
             stopped = f"{s.max_pilots} pilots run (the most a plan runs)"
             break
         # Labels pilots bought count against the cap at their worst (the answer may buy
         # them later): the cap holds whatever the answer becomes.
-        committed = spent + label_charge_usd(s, rows[len(known) :], 0)
-        best = _best_design(
-            s, rows, rows[len(known) :], (post, ans, raw_shares, raw_less), committed, room
-        )
+        committed = spent + label_charge_usd(s, mine, 0)
+        best = _best_design(s, post, ans, s.max_spend_usd - committed, mine, seed + len(steps))
         if isinstance(best, str):
             stopped = best
             break
-        design, gain, rate = best
-        for pilot, usd in design:
-            trained = {r.n_labels_used for r in rows[len(known) :] if r.n_unlabelled}
-            compute = s.cost.usd(pilot.n_labels, pilot.n_unlabelled) if pilot.n_unlabelled else 0.0
-            ran = run([pilot], compute + 1e-6, s.max_spend_usd - committed)  # > 0: a grid's rule
-            ledger += ran.failed_usd + sum(r.sweep_spent_usd for r in ran.rows)
-            spent += _charged_usd(s, ran, trained)
-            rows += ran.rows
-            committed = spent + label_charge_usd(s, rows[len(known) :], 0)
-            row = ran.rows[0] if ran.rows else None
-            share = gain / len(design)
-            worth = share / rate if rate > 0 else math.inf
-            steps.append(Step(pilot, share, usd, worth, row, spent))
+        design, gain, price, rate = best
+        trained = {r.n_labels_used for r in mine if r.n_unlabelled}
+        allowance = max(s.cost.usd(p.n_labels, p.n_unlabelled) for p in design) + 1e-6
+        # A sweep prices each pilot at its whole allowance, a cached teacher included; the
+        # plan has priced the design without it: the runner's cap gets that teacher back.
+        cached = sum(
+            s.cost.teacher_usd(n) for n in {p.n_labels for p in design if p.n_unlabelled} & trained
+        )
+        ran = run(list(design), allowance, s.max_spend_usd - committed + cached)
+        ledger += ran.failed_usd + sum(r.sweep_spent_usd for r in ran.rows)
+        spent += _charged_usd(s, ran, trained)
+        rows += ran.rows
+        worth = gain / rate if rate > 0 else math.inf
+        for k, pilot in enumerate(design):
+            row = next((r for r in ran.rows if _is(r, pilot)), None)
+            steps.append(
+                Step(
+                    pilot,
+                    gain / len(design),
+                    price if k == 0 else 0.0,
+                    worth / len(design),
+                    row,
+                    spent,
+                )
+            )
             if row is None:
                 stopped = f"the pilot L={pilot.n_labels} U={pilot.n_unlabelled} did not finish"
-                break
-        post, ans = _state(s, rows, raw_shares, buys)
-    top = np.argsort(post.weights)[::-1][:3]
-    labels = prior.names(s.known)
+        post, ans = _state(s, rows)
     return Plan(
         settings=s,
         prior_answer=first,
@@ -340,11 +368,12 @@ def plan(run: Runner, s: PlanSettings, known: Sequence[TrialRow] = ()) -> Plan:
         nothing_learned=nothing_learned_note(s.task, rows)
         if rows and not learned_rows(rows)
         else "",
-        weights=tuple((labels[i], float(post.weights[i])) for i in top),
+        weights=tuple(post.top(3)),
     )
 
 
-def _answer_text(a: prior.Answer, s: PlanSettings) -> str:
+def answer_text(a: posterior.Answer) -> str:
+    """An answer in words: the share, its range, what it buys and spends, how sure it is."""
     low, high = a.fraction_interval
     score = (
         f"predicted score {a.score:.4f} [{a.score_interval[0]:.4f}, {a.score_interval[1]:.4f}]"
@@ -352,22 +381,33 @@ def _answer_text(a: prior.Answer, s: PlanSettings) -> str:
         if a.scored
         else "no score predicted until a trial of the task has run (its level is unknown)"
     )
+    beyond = (
+        "; its (L, U) lies beyond every landscape's measured range: an extrapolation"
+        if a.beyond
+        else ""
+    )
+    if not a.spends_budget:
+        beyond += (
+            f"; no share can spend ${a.budget_usd:g}: the task's data hold no more labels or "
+            "pool (this share spends the most)"
+        )
     return (
-        f"spend {100 * a.compute_fraction:.1f} % of ${s.budget_usd:g} on compute (the "
-        f"hypotheses' best shares, 90 %: {low:.2f} to {high:.2f}): {a.n_labelled} labels, "
-        f"{a.n_unlabelled} unlabelled examples distilled; {score}; expected regret "
-        f"{100 * a.expected_regret:.2f} points"
+        f"spend {100 * a.compute_fraction:.0f} % of ${a.budget_usd:g} on compute (90 % range "
+        f"of the best share: {low:.2f} to {high:.2f}): {a.n_labelled} labels, "
+        f"{a.n_unlabelled} unlabelled examples distilled, ${a.spent_usd:.2f} of the "
+        f"${a.budget_usd:g} spent; {score}; expected regret {100 * a.expected_regret:.2f} "
+        f"points{beyond}"
     )
 
 
 def format_plan(p: Plan) -> str:
-    """What `sweep plan` prints, in order: the prior's answer, each pilot and why it was
-    worth its price, the final answer, and the dollars spent deciding."""
+    """What `sweep plan` prints, in order: the answer from what is known, each pilot and why
+    it was worth its price, the final answer, and the dollars spent deciding."""
     s = p.settings
     names = ", ".join(k.name for k in s.known)
     lines = [
         f"plan for {s.task} at B=${s.budget_usd:g} with {s.seed_labels} seed labels",
-        f"prior (landscapes {names}; no pilot): {_answer_text(p.prior_answer, s)}",
+        f"prior (landscapes {names}; no pilot): {answer_text(p.prior_answer)}",
     ]
     if p.reused:
         lines.append(f"  with the {p.reused} finished trials of the task in the store")
@@ -385,9 +425,7 @@ def format_plan(p: Plan) -> str:
             + ", ".join(f"{name} ({weight:.2f})" for name, weight in p.weights)
         )
     lines += [
-        f"answer: {p.nothing_learned}"
-        if p.nothing_learned
-        else f"answer: {_answer_text(p.answer, s)}",
+        f"answer: {p.nothing_learned}" if p.nothing_learned else f"answer: {answer_text(p.answer)}",
         f"spent deciding: ${p.spent_usd:.2f} ({100 * p.spent_usd / s.budget_usd:.1f} % of the "
         f"budget: ${p.compute_usd:.2f} compute, ${p.label_usd:.2f} labels the answer does not "
         f"buy; cap ${s.max_spend_usd:.2f}); sweep ledger ${p.ledger_usd:.2f}; stopped: "

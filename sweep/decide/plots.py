@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from sweep.decide.frontier import LearningCurve, recommend
+from sweep.decide.frontier import Frontier, recommend
 from sweep.tracking.results import TrialRow, learned_nothing, pareto_set
 
 STRATEGY_COLOURS = {"annotate": "tab:blue", "mixed": "tab:purple", "distill": "tab:red"}
@@ -151,17 +151,17 @@ def grid(rows: Sequence[TrialRow], path: Path) -> Path:
 
 
 def frontier(
-    model: LearningCurve,
+    model: Frontier,
     budgets: Sequence[float],
     rows: Sequence[TrialRow],
     path: Path,
 ) -> Path:
-    """Left: the recommended compute share against the budget, with the bootstrap's 90 %
-    band. Right: the predicted cost/quality front with the measured trials on it."""
+    """Left: the recommended compute share against the budget, with its 90 % range. Right:
+    the predicted cost/quality front (90 % predictive) with the measured trials on it."""
     low = min([*budgets, model.budget_range[0]])
     high = max([*budgets, model.budget_range[1]])
-    dense = [float(b) for b in np.geomspace(low, high, 40)]
-    recs = [recommend(model, b) for b in dense]
+    dense = [float(b) for b in np.geomspace(low, high, 16)]
+    recs = [recommend(model, b, draws=400) for b in dense]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     left.plot(dense, [r.compute_fraction for r in recs], color="tab:red", label="recommended")
     left.fill_between(
@@ -170,7 +170,7 @@ def frontier(
         [r.fraction_interval[1] for r in recs],
         color="tab:red",
         alpha=0.2,
-        label="90 % of bootstrap fits",
+        label="90 % range of the best share",
     )
     left.axvspan(*model.budget_range, color="grey", alpha=0.1, label="budgets with trials")
     left.set_xscale("log")
@@ -204,7 +204,8 @@ def frontier(
     right.legend(fontsize=8)
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{rows[0].task}: {model.curve.formula()}", fontsize=9)
+    weighed = ", ".join(f"{name} ({w:.2f})" for name, w in model.post.top(2))
+    fig.suptitle(f"{rows[0].task}: the landscape posterior; weighed most {weighed}", fontsize=9)
     return _save(fig, path)
 
 

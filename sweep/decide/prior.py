@@ -1,24 +1,22 @@
-"""What measured landscapes say about a new task's split before and between its pilots.
+"""What measured landscapes say about a new task's split before any trial of it has run.
 
 A landscape is a grid of measured scores over labelled L and distilled U examples (the
 paper's FEVER, WLP and NQ grids, the project's BBC News grid: `landscapes/`, sources in its
 README). A new task differs from them in what is known in advance (its price per label, its
-compute prices, its seed labels, its pool, B), and those are applied exactly: every share f
-of B becomes the task's own (L, U). What is not known, how its scores grow with L and U,
-is carried over as a set of hypotheses ("particles"): each known landscape, read with L and
-U rescaled (the task may need 4 x the labels, or 1/10 of the pool, to get as far) and its
-scores mapped by a level and a scale (`alpha + beta * score`) that pilots fit by Bayesian
-linear regression. Pilot scores weigh the particles by their marginal likelihood, so the
-answer is a posterior expectation over hypotheses, and its interval is predictive (noise
-included). With no pilots the weights are equal: the prior's answer, free.
-
-Hand-written: the particle posterior is a few lines of conjugate algebra on 2 x 2 matrices,
-batched over particles; no maintained library fits a mixture of transplanted grids.
+compute prices, its seed labels, its training rows, B), and those are applied exactly
+(`sweep.decide.costs`): every share f of B becomes the task's own (L, U). What is not known,
+how its scores grow with L and U, is carried over as hypotheses: each known landscape read
+with L and U rescaled (the task may need 4 x the labels, or 1/10 of the pool, to get as far).
+A hypothesis is read only where its grid was measured: a point beyond the grid's range is
+read at the nearest edge, and how far beyond (in log units) is returned beside the reading,
+so that the posterior (`sweep.decide.posterior`) trusts it less there and the answer can
+say so.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +24,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from objectives.budget import CostModel
 from objectives.standins import ReplayTable
-from sweep.decide.costs import FRACTIONS, Costs
 
 Array = NDArray[np.float64]
 LANDSCAPES = Path(__file__).with_name("landscapes")
 LABEL_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)  # the task needs 1/k x the labels to get as far
 POOL_SCALES = (0.1, 0.3, 1.0, 3.0)  # ... and 1/k x the distilled examples
-PRIOR_LEVEL_SD = 10.0  # alpha ~ N(0, 10^2): flat; a task's level says nothing of its best split
-PRIOR_SCALE_SD = 0.5  # beta ~ N(1, 0.5^2): and in how far they move
+SAME_SCORES = 0.01  # a grid within this of another on every common point is a copy of it
 
 
 @dataclass(frozen=True)
@@ -45,13 +40,56 @@ class Known:
     name: str
     table: ReplayTable
 
+    @functools.cached_property
+    def _grid(self) -> tuple[Array, Array, Array]:
+        """The grid's axes (log L, log(1 + U)) and its scores as a matrix."""
+        table = self.table
+        scores = np.array(
+            [[table.scores[(n, u)] for u in table.unlabelled] for n in table.labelled]
+        )
+        log_l = np.log(np.array(table.labelled, dtype=float))
+        log_u = np.log1p(np.array(table.unlabelled, dtype=float))
+        # An axis of one point becomes a cell of width one with equal ends.
+        if log_l.size == 1:
+            log_l, scores = np.append(log_l, log_l[0] + 1), np.vstack([scores, scores])
+        if log_u.size == 1:
+            log_u, scores = np.append(log_u, log_u[0] + 1), np.hstack([scores, scores])
+        return log_l, log_u, scores
+
     def scores(self, n_labelled: Array, n_unlabelled: Array) -> Array:
         """The grid's score at each point, read as a replay of it reads one (bilinear in
-        log L and log(1 + U), clamped at the grid's edges)."""
-        read = self.table.score
-        return np.array(
-            [read(int(n), int(u)) for n, u in zip(n_labelled, n_unlabelled, strict=True)]
+        log L and log(1 + U), clamped at the grid's edges), for many points at once."""
+        log_l, log_u, grid = self._grid
+        i, ti = _bracket(log_l, np.log(np.maximum(n_labelled, 1.0)))
+        j, tj = _bracket(log_u, np.log1p(np.maximum(n_unlabelled, 0.0)))
+        return np.asarray(
+            (1 - ti) * (1 - tj) * grid[i, j]
+            + ti * (1 - tj) * grid[i + 1, j]
+            + (1 - ti) * tj * grid[i, j + 1]
+            + ti * tj * grid[i + 1, j + 1],
+            dtype=float,
         )
+
+    def beyond(self, n_labelled: Array, n_unlabelled: Array) -> Array:
+        """How far each point lies outside the grid's measured range, in log units (L) and
+        log(1 + U) units (U), added; 0 inside."""
+        labels, pools = self.table.labelled, self.table.unlabelled
+        log_l = np.log(np.maximum(n_labelled, 1.0))
+        log_u = np.log1p(np.maximum(n_unlabelled, 0.0))
+        out_l = np.maximum(math.log(labels[0]) - log_l, 0) + np.maximum(
+            log_l - math.log(labels[-1]), 0
+        )
+        out_u = np.maximum(math.log1p(pools[0]) - log_u, 0) + np.maximum(
+            log_u - math.log1p(pools[-1]), 0
+        )
+        return np.asarray(out_l + out_u, dtype=float)
+
+
+def _bracket(axis: Array, values: Array) -> tuple[NDArray[np.intp], Array]:
+    """(index of the cell, position in it) of each value on an axis, clamped at its ends."""
+    i = np.clip(np.searchsorted(axis, values, side="right") - 1, 0, axis.size - 2)
+    t = np.clip((values - axis[i]) / (axis[i + 1] - axis[i]), 0.0, 1.0)
+    return i, t
 
 
 @functools.cache
@@ -60,153 +98,61 @@ def _packaged() -> tuple[Known, ...]:
     return tuple(Known(p.stem, ReplayTable.from_csv(p)) for p in sorted(LANDSCAPES.glob("*.csv")))
 
 
-def shipped(exclude: ReplayTable | None = None) -> tuple[Known, ...]:
-    """The landscapes in the package, less any whose scores are `exclude`'s (so that a
-    landscape never informs its own prior, whatever its file is called)."""
-    return tuple(k for k in _packaged() if exclude is None or k.table.scores != exclude.scores)
+def same_landscape(a: ReplayTable, b: ReplayTable) -> bool:
+    """Whether two grids are one landscape: every score within SAME_SCORES of the other's on
+    the points both measured (a copy rounded to 3 decimals, or re-read off the same plot, is
+    still the same landscape)."""
+    common = set(a.scores) & set(b.scores)
+    return bool(common) and all(abs(a.scores[p] - b.scores[p]) <= SAME_SCORES for p in common)
 
 
-@dataclass(frozen=True)
-class Setting:
-    """What is known about the new task in advance."""
-
-    budget_usd: float
-    seed_labels: int
-    usd_per_label: float
-    cost: CostModel
-    pool_cap: int | None = None
-
-    def buys(self, budget_usd: float | None = None) -> tuple[Array, Array]:
-        """(labelled, unlabelled) for every share of FRACTIONS at `budget_usd` (B)."""
-        c = self.cost
-        costs = Costs(
-            self.usd_per_label, 0.0, c.a_usd, c.b_usd_per_1k_labelled / 1000,
-            c.d_usd_per_1k_unlabelled / 1000, self.pool_cap,
-        )  # fmt: skip
-        labelled, unlabelled, _ = costs.buys(budget_usd or self.budget_usd, self.seed_labels)
-        return labelled, unlabelled
-
-
-def hypotheses(known: Sequence[Known]) -> list[tuple[Known, float, float]]:
-    """Every landscape read at every label and pool scale."""
-    return [(k, a, b) for k in known for a in LABEL_SCALES for b in POOL_SCALES]
-
-
-def raw_scores(known: Sequence[Known], n_labelled: Array, n_unlabelled: Array) -> Array:
-    """[hypothesis, point]: each hypothesis's raw score (before its level and scale)."""
-    if n_labelled.size == 0:
-        return np.zeros((len(hypotheses(known)), 0))
-    rows = [k.scores(n_labelled * a, n_unlabelled * b) for k, a, b in hypotheses(known)]
-    return np.array(rows, dtype=float)
-
-
-def names(known: Sequence[Known]) -> tuple[str, ...]:
-    return tuple(f"{k.name} L x{a:g} U x{b:g}" for k, a, b in hypotheses(known))
-
-
-@dataclass(frozen=True)
-class Posterior:
-    """Each hypothesis's weight and posterior level and scale given the observations."""
-
-    weights: Array  # [hypothesis], sums to 1
-    mean: Array  # [hypothesis, 2]: (alpha, beta)
-    cov: Array  # [hypothesis, 2, 2]
-    noise_sd: float
-    n_observations: int = 0
-
-    def predict(self, raw: Array) -> Array:
-        """[hypothesis, point] posterior mean scores from raw scores of the same shape."""
-        return self.mean[:, :1] + self.mean[:, 1:] * raw
-
-    def expected(self, raw: Array) -> Array:
-        """[point]: the posterior expected score."""
-        return np.asarray(self.weights @ self.predict(raw), dtype=float)
-
-    def sample(self, raw: Array, n: int, seed: int = 0) -> Array:
-        """[n]: draws of what a run at one point (raw: [hypothesis]) would score."""
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(len(self.weights), size=n, p=self.weights)
-        x = np.stack([np.ones_like(raw), raw], axis=1)  # [hypothesis, 2]
-        var = np.einsum("hi,hij,hj->h", x, self.cov, x) + self.noise_sd**2
-        mean = self.mean[:, 0] + self.mean[:, 1] * raw
-        draws = rng.normal(mean[pick], np.sqrt(var[pick]))
-        return np.asarray(np.clip(draws, 0.0, 1.0), dtype=float)  # scores are fractions
-
-
-def posterior(raw_at_obs: Array, observed: Array, noise_sd: float) -> Posterior:
-    """Conjugate Bayesian linear regression of the observed scores on each hypothesis's raw
-    scores at the observed points (raw_at_obs: [hypothesis, observation])."""
-    n_hyp, n_obs = raw_at_obs.shape
-    mean0 = np.array([0.0, 1.0])
-    prec0 = np.diag([PRIOR_LEVEL_SD**-2, PRIOR_SCALE_SD**-2])
-    if n_obs == 0:
-        cov = np.broadcast_to(np.linalg.inv(prec0), (n_hyp, 2, 2)).copy()
-        return Posterior(np.full(n_hyp, 1 / n_hyp), np.tile(mean0, (n_hyp, 1)), cov, noise_sd)
-    x = np.stack([np.ones_like(raw_at_obs), raw_at_obs], axis=2)  # [h, n, 2]
-    xtx = np.einsum("hni,hnj->hij", x, x)
-    xty = np.einsum("hni,n->hi", x, observed)
-    prec = prec0 + xtx / noise_sd**2
-    cov = np.linalg.inv(prec)
-    mean = np.einsum("hij,hj->hi", cov, prec0 @ mean0 + xty / noise_sd**2)
-    # Marginal likelihood: y ~ N(X mean0, X cov0 X^T + noise^2 I), for every hypothesis.
-    cov0 = np.linalg.inv(prec0)
-    marg = np.einsum("hni,ij,hmj->hnm", x, cov0, x) + noise_sd**2 * np.eye(n_obs)
-    resid = observed - x @ mean0
-    _, logdet = np.linalg.slogdet(marg)
-    quad = np.einsum("hn,hn->h", resid, np.linalg.solve(marg, resid[..., None])[..., 0])
-    log_w = -0.5 * (logdet + quad)
-    w = np.exp(log_w - log_w.max())
-    return Posterior(w / w.sum(), mean, cov, noise_sd, n_obs)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The best share at B under a posterior, with its predictive interval."""
-
-    compute_fraction: float
-    fraction_interval: tuple[float, float]  # 90 % of the posterior's best shares
-    score: float  # posterior expected score at the share
-    score_interval: tuple[float, float]  # 90 % predictive: a full-size run at the share
-    expected_regret: float  # posterior expected points lost against each hypothesis's best
-    scored: bool  # False: no trial of the task yet, so its level (and score) is unknown
-    n_labelled: int
-    n_unlabelled: int
-
-
-def answer(post: Posterior, raw_at_shares: Array, labelled: Array, unlabelled: Array) -> Answer:
-    predicted = post.predict(raw_at_shares)  # [hypothesis, share]
-    expected = post.weights @ predicted
-    best = int(np.argmax(expected))
-    regret = expected_regret(post.weights, predicted, best)
-    argmaxes = FRACTIONS[np.argmax(predicted, axis=1)]
-    order = np.argsort(argmaxes)
-    cum = np.cumsum(post.weights[order])
-    low = float(argmaxes[order][np.searchsorted(cum, 0.05)])
-    high = float(argmaxes[order][min(np.searchsorted(cum, 0.95), len(cum) - 1)])
-    draws = post.sample(raw_at_shares[:, best], 4000)
-    return Answer(
-        compute_fraction=float(FRACTIONS[best]),
-        fraction_interval=(low, high),
-        score=float(expected[best]),
-        score_interval=(float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))),
-        expected_regret=regret,
-        scored=post.n_observations > 0,
-        n_labelled=int(labelled[best]),
-        n_unlabelled=int(unlabelled[best]),
+def shipped(exclude: ReplayTable | None = None, exclude_name: str = "") -> tuple[Known, ...]:
+    """The landscapes in the package, less any that is `exclude`'s landscape (by content:
+    `same_landscape`) or is named `exclude_name`: a landscape never informs its own prior,
+    whatever its file is called or however it was rounded."""
+    return tuple(
+        k
+        for k in _packaged()
+        if (exclude is None or not same_landscape(k.table, exclude))
+        and (not exclude_name or k.name != exclude_name)
     )
 
 
-SMALLER_BUDGET = 0.75  # B less a quarter: how much a dollar of B is worth is read there
+@dataclass(frozen=True)
+class Hypothesis:
+    """A known landscape read at a label scale and a pool scale."""
+
+    known: Known
+    label_scale: float
+    pool_scale: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.known.name} L x{self.label_scale:g} U x{self.pool_scale:g}"
 
 
-def points_per_usd(
-    post: Posterior, raw_at_b: Array, raw_at_less: Array, budget_usd: float
-) -> float:
-    """What a dollar of B is worth at the answer: the expected best score lost if B were a
-    quarter smaller (raw scores at every share of B and of SMALLER_BUDGET x B), per dollar (a
-    decision's spending comes out of the same pocket)."""
-    lost = post.expected(raw_at_b).max() - post.expected(raw_at_less).max()
-    return max(0.0, float(lost)) / ((1 - SMALLER_BUDGET) * budget_usd)
+def hypotheses(known: Sequence[Known]) -> tuple[Hypothesis, ...]:
+    """Every landscape read at every label and pool scale."""
+    return tuple(Hypothesis(k, a, b) for k in known for a in LABEL_SCALES for b in POOL_SCALES)
+
+
+def readings(
+    hyps: Sequence[Hypothesis], n_labelled: Array, n_unlabelled: Array
+) -> tuple[Array, Array]:
+    """[hypothesis, point]: each hypothesis's raw score (before the task's own level and
+    scale) and how far beyond its grid's measured range it was read."""
+    if n_labelled.size == 0:
+        empty = np.zeros((len(hyps), 0))
+        return empty, empty.copy()
+    raw = [h.known.scores(n_labelled * h.label_scale, n_unlabelled * h.pool_scale) for h in hyps]
+    far = [h.known.beyond(n_labelled * h.label_scale, n_unlabelled * h.pool_scale) for h in hyps]
+    return np.array(raw, dtype=float), np.array(far, dtype=float)
+
+
+def measured_pools(hyps: Sequence[Hypothesis]) -> list[int]:
+    """The pool sizes (U > 0) some hypothesis's grid measured, read at its pool scale: where
+    an observation tests the task rather than a grid's interpolation."""
+    return sorted({round(u / h.pool_scale) for h in hyps for u in h.known.table.unlabelled if u})
 
 
 def log_spaced(low: int, high: int, n: int) -> list[int]:
@@ -214,43 +160,3 @@ def log_spaced(low: int, high: int, n: int) -> list[int]:
     if high <= low:
         return [max(low, 0)]
     return sorted({round(float(x)) for x in np.geomspace(max(low, 1), high, n)})
-
-
-def expected_regret(weights: Array, predicted: Array, choice: int) -> float:
-    """Points of score lost by answering `choice`, against each hypothesis's own best share,
-    weighed by the hypotheses' weights (predicted: [hypothesis, share])."""
-    return float(weights @ (predicted.max(axis=1) - predicted[:, choice]))
-
-
-def expected_gain(
-    now: Posterior,
-    observations: tuple[Array, Array],
-    designs: Sequence[Array],
-    raw_at_shares: Array,
-) -> Array:
-    """[design]: the expected drop in regret (points of score) from observing each design
-    (one or more pilots; raw scores [hypothesis, pilot]), one step ahead (the knowledge
-    gradient over the hypotheses): each hypothesis in turn is the truth, its predicted
-    scores are observed, the answer is redone, and its regret under that truth is weighed by
-    the hypothesis's current weight. `now` is the posterior given `observations` (raw scores
-    [hypothesis, observation], observed scores)."""
-    raw_obs, observed = observations
-    predicted = now.predict(raw_at_shares)
-    regret_now = expected_regret(now.weights, predicted, int(np.argmax(now.weights @ predicted)))
-    truths = np.flatnonzero(now.weights > 1e-4)
-    weights = np.zeros_like(now.weights)
-    weights[truths] = now.weights[truths] / now.weights[truths].sum()
-    gains = []
-    for design in designs:
-        truth_scores = now.predict(design)  # [hypothesis, pilot]
-        raw_next = np.concatenate([raw_obs, design], axis=1)
-        choices = np.zeros(len(weights), dtype=int)
-        for truth in truths:
-            y = np.append(observed, truth_scores[truth])
-            nxt = posterior(raw_next, y, now.noise_sd)
-            choices[truth] = int(np.argmax(nxt.expected(raw_at_shares)))
-        after = float(
-            weights @ (predicted.max(axis=1) - predicted[np.arange(len(weights)), choices])
-        )
-        gains.append(regret_now - after)
-    return np.asarray(np.maximum(np.array(gains, dtype=float), 0.0), dtype=float)

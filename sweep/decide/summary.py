@@ -127,6 +127,29 @@ def range_sentence(task: str, rows: Sequence[TrialRow], tracking_uri: str = "") 
     )
 
 
+def posterior_sentence(best: BestAllocation, rows: Sequence[TrialRow], tracking_uri: str) -> str:
+    """The landscape posterior's answer at the budget, as `sweep best` gives it beside the
+    best trial (from the store's trials when it is named, else from `rows`); "" when
+    nothing learned."""
+    from sweep.decide import evidence
+
+    a = (
+        evidence.answer_at(Tracker(tracking_uri), best)
+        if tracking_uri
+        else evidence.answer_from(rows, best)
+    )
+    if a is None:
+        return ""
+    low, high = a.fraction_interval
+    return (
+        "The landscape posterior (every trial weighed by its noise) answers "
+        f"**{percent(a.compute_fraction)} on compute** (90 % range {percent(low)}–"
+        f"{percent(high)}): {a.n_new_labels:,} labels bought, {a.n_unlabelled:,} distilled, "
+        f"${a.spent_usd:,.2f} of ${best.budget_usd:g} spent; expected regret "
+        f"{100 * a.expected_regret:.2f} points."
+    )
+
+
 def _best_command(task: str, tracking_uri: str) -> str:
     """The `sweep best` command that reads this store, complete: it works as printed."""
     store = f" --tracking-uri {shlex.quote(tracking_uri)}" if tracking_uri else ""
@@ -167,7 +190,10 @@ def paragraph(
     budget_rows = [r for r in rows if not r.grid]
     sentences = []
     if len(best) == 1:
-        sentences.append(budget_sentence(best[0], budget_rows))
+        sentences += [
+            budget_sentence(best[0], budget_rows),
+            posterior_sentence(best[0], budget_rows, tracking_uri),
+        ]
     elif best:  # a budget-range sweep: each budget was sampled once or so
         sentences.append(range_sentence(task, budget_rows, tracking_uri))
     grid_rows = [r for r in rows if r.grid]
@@ -179,7 +205,7 @@ def paragraph(
         f"**${spent:,.2f}** of device time. Scores are dev scores with their 90 % interval "
         "(bootstrap over dev examples, widened to every seed's score)."
     )
-    return " ".join(sentences)
+    return " ".join(s for s in sentences if s)
 
 
 def write_artifacts(
@@ -187,13 +213,14 @@ def write_artifacts(
 ) -> list[str]:
     """The plots (score against share, Pareto, history, grid; the frontier once the trials
     can fit it) and the `sweep best` table, into the parent's `summary/` artifacts."""
-    from sweep.decide import frontier, plots
+    from sweep.decide import evidence, frontier, plots
 
     with tempfile.TemporaryDirectory(prefix="doa-summary-") as tmp:
         out = Path(tmp)
         paths = plots.all_plots(rows, out)
-        try:  # fitted to the trials that learned: a constant predictor is no curve point
-            model = frontier.fit(learned_rows(rows), rows[0].task)
+        try:  # the posterior weighs the trials that learned: a constant predictor is no point
+            cost = evidence.task_cost_model(rows[0].task)
+            model = frontier.fit(learned_rows(rows), rows[0].task, cost=cost)
             budgets = sorted({r.budget_usd for r in rows if not r.grid}) or list(model.budget_range)
             paths.append(plots.frontier(model, budgets, rows, out / f"{rows[0].task}_frontier.png"))
         except (frontier.NotEnoughTrials, ValueError) as exc:

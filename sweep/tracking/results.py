@@ -110,8 +110,8 @@ def learned_nothing(row: TrialRow) -> bool:
 
 
 def learned_rows(rows: Iterable[TrialRow]) -> list[TrialRow]:
-    """The trials whose student learned something: the points a learning curve is fitted to
-    (a constant predictor's score is the floor the data set gives, not a point of the curve)."""
+    """The trials whose student learned something: the posterior's evidence (a constant
+    predictor's score is the floor the data set gives, not a point of the landscape)."""
     return [r for r in rows if not learned_nothing(r)]
 
 
@@ -272,6 +272,9 @@ def row_from_result(result: TrialResult, run_id: str, sweep_spent_usd: float) ->
     )
 
 
+_WARNED_UNREADABLE: set[str] = set()
+
+
 def finished_trials(
     tracker: Tracker, task: str | None = None, sweep: str | None = None
 ) -> list[TrialRow]:
@@ -287,7 +290,9 @@ def finished_trials(
         except (TypeError, ValueError) as exc:
             unreadable.setdefault(run.data.tags.get(TAG_SWEEP, "?"), str(exc))
     for name, why in unreadable.items():
-        logger.warning("left out sweep %r: its trials cannot be read (%s)", name, why)
+        if name not in _WARNED_UNREADABLE:  # one line per sweep, however often it is read
+            _WARNED_UNREADABLE.add(name)
+            logger.warning("left out sweep %r: its trials cannot be read (%s)", name, why)
     return sorted(rows, key=lambda r: (r.task, r.budget_usd, r.start_time_ms))
 
 

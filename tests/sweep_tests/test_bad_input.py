@@ -97,7 +97,7 @@ def test_a_data_file_that_is_not_utf8_is_named(
         ("task = [", "is not valid TOML"),
         (
             'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\nsampler = "anneal"\n',
-            "Unknown sampler='anneal'; valid: tpe, gp, random, grid",
+            "Unknown sampler='anneal'; valid: posterior, tpe, gp, random, grid",
         ),
         (
             'task = "fever"\nbudget = 300\nseed_labels = 10\ntrials = 2\n[prices]\nfoo = 1\n',

@@ -92,9 +92,12 @@ def test_interrupt_then_resume(
 
 
 def test_driver_killed_then_resumed(tmp_path: Path) -> None:
-    """SIGKILL gives the driver no chance to clean up: resume must recover on its own."""
+    """SIGKILL gives the driver no chance to clean up: resume must recover on its own (the
+    previous search's planned points f = 0, 1, 0.5 included)."""
     argv = [
         *SWEEP_CLI,
+        "--sampler",
+        "tpe",
         "--standin-work-seconds",
         "1.5",
         "--trials",

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from sweep.decide import plots
 from sweep.decide.frontier import fit
 from sweep.tracking.results import TrialRow
-from tests.sweep_tests.test_frontier import sampled_trials
+from tests.sweep_tests.test_frontier import MODEL, sweeps
 
 DPI = 110  # plots._save's
 
@@ -219,14 +219,14 @@ def test_the_grid_plot_labels_each_front_point_with_its_labels_and_compute_share
 def test_the_frontier_plot_shows_the_share_and_the_front(
     tmp_path: Path, figures: dict[str, Figure]
 ) -> None:
-    rows = sampled_trials((4.0, 8.0, 16.0), 6, noise=0.003)
-    model = fit(rows, "t")
-    path = plots.frontier(model, [6.0, 30.0], rows, tmp_path / "f.png")
+    rows = sweeps((100.0, 300.0))
+    model = fit(rows, "fever", cost=MODEL)
+    path = plots.frontier(model, [200.0, 1000.0], rows, tmp_path / "f.png")
     assert path.is_file() and _png_size(path) == (11 * DPI, int(4.5 * DPI))
     left, right = figures["f.png"].axes
     (share,) = left.get_lines()
-    assert min(share.get_xdata()) == pytest.approx(4.0)  # the lowest budget with trials
-    assert max(share.get_xdata()) == pytest.approx(30.0)  # up to the highest asked for
+    assert min(share.get_xdata()) == pytest.approx(100.0)  # the lowest budget with trials
+    assert max(share.get_xdata()) == pytest.approx(1000.0)  # up to the highest asked for
     assert all(0.0 <= f <= 1.0 for f in share.get_ydata())
     (trials,) = right.containers  # the measured trials, each with its interval
     assert len(trials.lines[0].get_xdata()) == len(rows)

@@ -99,9 +99,11 @@ def test_a_negative_cap_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("ray_session")
 def test_a_sweep_starts_no_trial_that_could_pass_its_cap(tmp_path: Path) -> None:
-    # The stand-in's first points at B = $30: f = 0 ($0 of compute), then f = 1, which could
-    # spend the whole $30: over a $20 cap, it never starts (it once spent $30 under it).
-    cfg = synthetic_config(tmp_path, budget_usd=30.0, n_seed_labels=100, max_spend_usd=20.0)
+    # The previous search's first points at B = $30: f = 0 ($0 of compute), then f = 1, which
+    # could spend the whole $30: over a $20 cap, it never starts (it once spent $30 under it).
+    cfg = synthetic_config(
+        tmp_path, budget_usd=30.0, n_seed_labels=100, max_spend_usd=20.0, sampler="tpe"
+    )
     summary = run_sweep(cfg)
     tracker = Tracker(cfg.tracking)
     rows = finished_trials(tracker, cfg.task, cfg.name)

@@ -260,12 +260,14 @@ def test_eight_concurrent_trials_share_one_sqlite_store(tmp_path: Path) -> None:
 def test_first_points_take_the_configured_temperature_and_a_fixed_one_is_pinned(
     tmp_path: Path,
 ) -> None:
-    points = first_points(synthetic_config(tmp_path))
+    # The previous search (`--sampler tpe`) queues f = 0, 1, 0.5; the posterior's queues none.
+    assert first_points(synthetic_config(tmp_path)) == []
+    points = first_points(synthetic_config(tmp_path, sampler="tpe"))
     assert [p["compute_fraction"] for p in points] == [0.0, 1.0, 0.5]
     assert "temperature" not in points[0]  # annotate only has none to set
     assert [p["temperature"] for p in points[1:]] == [TrialConfig.temperature] * 2  # paper's
 
-    cfg = synthetic_config(tmp_path, n_trials=5, trial={"temperature": 0.7})
+    cfg = synthetic_config(tmp_path, n_trials=5, trial={"temperature": 0.7}, sampler="tpe")
     assert [p.get("temperature") for p in first_points(cfg)] == [None, 0.7, 0.7]
     run_sweep(cfg, out=io.StringIO())
     distilled = [t for t in _study(cfg).trials if t.params["compute_fraction"] > 0]

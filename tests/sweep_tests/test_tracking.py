@@ -183,7 +183,8 @@ def test_every_kind_of_trial_logs_the_columns_of_the_view(tmp_path: Path) -> Non
     """Annotation only, distillation, a trial retried after a failure and grid points all
     carry the metrics the saved view sorts by, under the same names."""
     (tmp_path / "marks").mkdir()
-    budget = synthetic_config(tmp_path, n_trials=3, retries=1)
+    # The previous search's f = 0, 1, 0.5: annotate only, distill only and a mix.
+    budget = synthetic_config(tmp_path, n_trials=3, retries=1, sampler="tpe")
     run_sweep(budget, objective=_fails_once(str(tmp_path / "marks")))
     grid = {"name": "grid", "budget_usd": 0.0, "n_seed_labels": 0, "n_trials": 4}
     grid_points = {"grid_labels": [1, 2], "grid_unlabelled": [0, 10]}
