@@ -15,8 +15,9 @@ landscapes, then pilots while one is worth its price):
   - what deciding cost, in the meter that prices B (the paper's dollars): each pilot's
     compute (a teacher that an earlier pilot trained is paid once: the stage cache), and its
     labels beyond the seed labels unless the answer buys at least as many.
-The prior never holds the landscape being scored (leave-one-out by content: a grid whose
-scores equal the target's is dropped, whatever its file is called).
+The prior never holds the landscape being scored (leave-one-out by name and near-content:
+a grid within 0.01 of the target's scores on their common points is dropped, whatever its
+file is called: `prior.same_landscape`).
 
 `--noise SD` adds Gaussian noise to every pilot's score (the grids are read off a plot:
 about 0.005), over `--seeds` seeds (3 by default with noise), so that a procedure that
@@ -66,9 +67,6 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, help="noise seeds (3 with --noise, else 1)")
     parser.add_argument(
         "--max-spend-share", type=float, default=0.10, help="the plan's cap, a share of B (0.10)"
-    )
-    parser.add_argument(
-        "--pilot-pairs", action="store_true", help="the plan also weighs two first pilots"
     )
     parser.add_argument("--no-write", action="store_true", help="write no result file")
     parser.add_argument("--tiny", action="store_true", help="one seed (CI)")
@@ -138,15 +136,42 @@ def suite(args: argparse.Namespace) -> None:
         f"{100 * statistics.fmean(c.loo[1] for c in target):.2f} chosen leave-one-out; "
         f"prior alone: {100 * statistics.fmean(c.prior_regret for c in target):.2f})"
     )
+    lines.insert(-1, calibration(cells))
     print("\n".join(lines[:-1]))
     if not args.no_write:
         print(f"result: {write_result(_variant('decision_suite', args), args, cells, lines)}")
     print(lines[-1])
 
 
+def calibration(cells: list[Cell]) -> str:
+    """What ours printed against what happened, over every cell and seed: its expected regret
+    against the realized one, how often its 90 % share range held the best share (at the
+    answer's resolution, 0.01) and how wide it was, and whether the answer lay inside it."""
+    answers = [
+        (c, f, printed, realized, rng)
+        for c in cells
+        for f, printed, realized, rng in zip(
+            c.ours_fractions, c.printed_regrets, c.regrets, c.ranges, strict=True
+        )
+    ]
+    n = len(answers)
+    held = sum(
+        low - 0.005 <= c.best_fraction <= high + 0.005 for c, _, _, _, (low, high) in answers
+    )
+    inside = sum(low <= f <= high for _, f, _, _, (low, high) in answers)
+    width = statistics.fmean(high - low for *_, (low, high) in answers)
+    printed = 100 * statistics.fmean(a[2] for a in answers)
+    realized = 100 * statistics.fmean(a[3] for a in answers)
+    return (
+        f"calibration: printed expected regret {printed:.2f} vs realized {realized:.2f} points; "
+        f"the 90 % share range holds the best share in {held} of {n} cells (mean width "
+        f"{width:.2f}); the answer inside its range in {inside} of {n}"
+    )
+
+
 def _variant(benchmark: str, args: argparse.Namespace) -> str:
     """The result file's name: the benchmark and what differs from its defaults."""
-    parts = [benchmark, f"noise{args.noise:g}" if args.noise else "", "pairs" * args.pilot_pairs]
+    parts = [benchmark, f"noise{args.noise:g}" if args.noise else ""]
     return "-".join(p for p in parts if p)
 
 

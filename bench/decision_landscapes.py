@@ -5,11 +5,12 @@ run on the grid with pilots read off it (noise added where asked), and the resul
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -39,6 +40,7 @@ class Grid:
     task: str
     usd_per_label: float
     defaults: dict[str, Any] = field(default_factory=dict, compare=False)
+    path: Path | None = field(default=None, compare=False)
 
     def setting(self, budget: float | None, seed_labels: int | None) -> dict[str, Any]:
         budget = budget if budget is not None else self.defaults.get("budget_usd")
@@ -66,7 +68,7 @@ def load_grid(path: Path, args: argparse.Namespace | None = None) -> Grid:
             raise SystemExit(
                 f"decision_cost: {path}: {exc} Or put a .json setting beside it."
             ) from None
-    return Grid(path.stem, ReplayTable.from_csv(path), task, float(price), own)
+    return Grid(path.stem, ReplayTable.from_csv(path), task, float(price), own, path)
 
 
 @functools.cache
@@ -94,8 +96,37 @@ class Truth:
         return float(self.scores.max() - self.scores[int(np.argmin(abs(REFERENCE - fraction)))])
 
     @property
+    def best_fraction(self) -> float:
+        return float(REFERENCE[int(np.argmax(self.scores))])
+
+    @property
+    def random_regret(self) -> float:
+        """A share drawn at random: its expected regret."""
+        return float(np.mean(self.scores.max() - self.scores))
+
+    @property
     def flatness(self) -> float:
         return float(np.mean(self.scores >= self.scores.max() - WITHIN))
+
+
+@contextlib.contextmanager
+def leave_out(
+    name: str, table: ReplayTable | None = None, extra: Sequence[prior.Known] = ()
+) -> Iterator[None]:
+    """Within the block (a benchmark's process), the shipped landscapes are those of other
+    tasks, by name and by near-content, plus `extra`: what is judged never informs its own
+    prior, in a sampler or a query built inside the block."""
+    original = prior._packaged
+    kept = tuple(
+        k
+        for k in (*original(), *extra)
+        if k.name != name and (table is None or not prior.same_landscape(k.table, table))
+    )
+    prior._packaged = lambda: kept  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        prior._packaged = original  # type: ignore[assignment]
 
 
 def runner(grid: Grid, setting: dict[str, Any], noise: float, seed: int) -> Runner:
@@ -107,7 +138,9 @@ def runner(grid: Grid, setting: dict[str, Any], noise: float, seed: int) -> Runn
     def run(pilots: Sequence[Pilot], allowance_usd: float, cap_usd: float) -> Ran:
         rows = []
         for p in pilots:
-            point = {"budget_usd": p.n_labels * grid.usd_per_label + allowance_usd,
+            # As a grid sweep prices it: an annotation pilot gets no compute allowance.
+            allowance = allowance_usd if p.n_unlabelled else 0.0
+            point = {"budget_usd": p.n_labels * grid.usd_per_label + allowance,
                      "n_seed_labels": 0, "compute_fraction": 0.0, "n_labels": p.n_labels,
                      "max_unlabelled": p.n_unlabelled}  # fmt: skip
             result = replay_trial(TrialConfig(**{**setting, **point}), table=grid.table)
@@ -133,6 +166,8 @@ class Cell:
     spend_shares: list[float]
     n_pilots: float
     ours_fractions: list[float]
+    printed_regrets: list[float]  # what ours printed as its expected regret
+    ranges: list[tuple[float, float]]  # ours' 90 % share range
     prior_regret: float
     fixed: dict[float, float]  # every fixed share's regret
     loo: tuple[float, float]  # (share, regret): the fixed share chosen on the others
@@ -160,16 +195,20 @@ def settings(
         max_spend_usd=args.max_spend_share * setting["budget_usd"],
         cost=grid.table.cost,
         pool_cap=max(grid.table.unlabelled),
-        landscapes=prior.shipped(exclude=grid.table),  # leave-one-out, by content
+        # leave-one-out, by near-content and by name
+        landscapes=prior.shipped(exclude=grid.table, exclude_name=grid.name),
         pilots=pilots,
-        first_pairs=args.pilot_pairs,
     )
 
 
 def loo_share(grid: Grid, others: Sequence[Grid], setting: dict[str, Any]) -> float:
     """The fixed share with the least mean regret on the other landscapes (each at its own
     prices, at this B and seed labels), never on `grid` itself."""
-    pool = {id(o): o for o in [*others, *shipped_grids()] if o.table.scores != grid.table.scores}
+    pool = {
+        id(o): o
+        for o in [*others, *shipped_grids()]
+        if not prior.same_landscape(o.table, grid.table) and o.name != grid.name
+    }
     curves = []
     seen: list[dict[tuple[int, int], float]] = []
     for o in pool.values():
@@ -187,7 +226,9 @@ def score_cell(
     truth = Truth(grid, setting)
     budget = setting["budget_usd"]
     runs: list[Plan] = [
-        plan(runner(grid, setting, args.noise, seed), settings(grid, setting, args, True))
+        plan(
+            runner(grid, setting, args.noise, seed), settings(grid, setting, args, True), seed=seed
+        )
         for seed in range(args.seeds)
     ]
     alone = plan(runner(grid, setting, 0.0, 0), settings(grid, setting, args, False))
@@ -196,16 +237,18 @@ def score_cell(
         name=grid.name,
         budget=budget,
         seed_labels=setting["n_seed_labels"],
-        best_fraction=float(REFERENCE[int(np.argmax(truth.scores))]),
+        best_fraction=truth.best_fraction,
         flatness=truth.flatness,
         regrets=[truth.regret(r.answer.compute_fraction) for r in runs],
         spend_shares=[r.spent_usd / budget for r in runs],
         n_pilots=statistics.fmean(len(r.steps) for r in runs),
         ours_fractions=[r.answer.compute_fraction for r in runs],
+        printed_regrets=[r.answer.expected_regret for r in runs],
+        ranges=[r.answer.fraction_interval for r in runs],
         prior_regret=truth.regret(alone.answer.compute_fraction),
         fixed={f: truth.regret(f) for f in FIXED},
         loo=(share, truth.regret(share)),
-        random_regret=float(np.mean(truth.scores.max() - truth.scores)),
+        random_regret=truth.random_regret,
         transcript=format_plan(runs[0]),
     )
 

@@ -25,6 +25,7 @@ SCRIPTS = (
     "cost_model.py",
     "paper_table.py",
     "pareto_share.py",
+    "reference_landscape.py",
 )
 
 
@@ -41,7 +42,12 @@ def test_every_benchmark_runs_and_prints_its_ratio_last(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     commands = {s: [sys.executable, str(BENCH / s), "--tiny"] for s in SCRIPTS}
-    for script in ("paper_table.py", "pareto_share.py"):
+    for script in (
+        "paper_table.py",
+        "pareto_share.py",
+        "search_efficiency.py",
+        "reference_landscape.py",
+    ):
         commands[script] += ["--results", str(tmp_path)]
     commands["gpu_check.sh"] = ["bash", str(BENCH / "gpu_check.sh"), "--tiny"]
     env = {**os.environ, "PYTHON": sys.executable}
@@ -53,6 +59,9 @@ def test_every_benchmark_runs_and_prints_its_ratio_last(tmp_path: Path) -> None:
         run = runs[script]
         assert run.returncode == 0, script + run.stdout + run.stderr
         last = run.stdout.strip().splitlines()[-1]
+        if script in LAST_LINES:
+            assert LAST_LINES[script].match(last), last
+            continue
         ratio = re.search(r": (\d+\.\d+)$", last)
         assert ratio is not None, (script, last)
         # The paper table's figure is the share of cells distillation won, the Pareto share's
@@ -120,6 +129,16 @@ def test_every_benchmark_is_listed_in_the_readme() -> None:
         assert f"bench/{script.name}" in readme, script.name
 
 
+SEARCH = re.compile(
+    r"^search suite: ours regret after 1, 3 trials: \d+\.\d\d, \d+\.\d\d points \(today's "
+    r"default search: \d+\.\d\d, \d+\.\d\d; plain TPE: \d+\.\d\d, \d+\.\d\d; random: "
+    r"\d+\.\d\d, \d+\.\d\d; grid order: \d+\.\d\d, \d+\.\d\d; prior alone: \d+\.\d\d\)$"
+)
+REFERENCE = re.compile(
+    r"^reference: over 1 tasks, ours after 3 trials regret \d+\.\d\d points \(prior alone "
+    r"\d+\.\d\d; old default search \d+\.\d\d; the reference's noise \d+\.\d\d points\)$"
+)
+LAST_LINES = {"search_efficiency.py": SEARCH, "reference_landscape.py": REFERENCE}
 DECISION = re.compile(
     r"^decision cost: ours (\d+\.\d) %( \(missed: not within a point\))? of the budget "
     r"\(regret: fixed share f=\d\.\d chosen on the other landscapes (\d+\.\d\d), prior alone "
@@ -176,6 +195,13 @@ def test_the_decision_suite_scores_every_grid_at_every_setting(tmp_path: Path) -
     assert len(re.findall(r"^(labels_matter|pool_matters) +B=", out, re.MULTILINE)) == 12
     assert re.search(r"ours \d+\.\d\d ±\d+\.\d\d pt", out), out  # noise: spread over seeds
     assert "ours minus it: 90 % paired interval" in out
+    assert re.search(
+        r"^calibration: printed expected regret \d+\.\d\d vs realized \d+\.\d\d points; the 90 % "
+        r"share range holds the best share in \d+ of 24 cells \(mean width \d\.\d\d\); the answer "
+        r"inside its range in 24 of 24$",
+        out,
+        re.MULTILINE,
+    ), out
 
 
 def test_a_result_file_names_its_command_commit_and_machine(
@@ -271,3 +297,24 @@ def test_the_readmes_comparison_figures_come_from_the_newest_result_files() -> N
     for benchmark in ("paper_table", "pareto_share"):
         summary = _newest_result(benchmark)["summary"]
         assert summary in quoted, f"bench/README.md does not quote {benchmark}: {summary}"
+
+
+def test_the_readmes_search_and_reference_tables_come_from_the_result_files_it_names() -> None:
+    """README.md's regret-by-trials table and its reference table are rows of the result files
+    it names, and it quotes each run's last line (docs/decision.md the search's table too)."""
+    import json
+
+    readme = (BENCH.parent / "README.md").read_text()
+    quoted = " ".join(readme.split())
+    for benchmark in ("search_efficiency", "reference_landscape"):
+        names = set(re.findall(rf"bench/results/({benchmark}-[0-9-]+\.json)", readme))
+        assert len(names) == 1, f"README.md names {len(names)} {benchmark} result files"
+        result = json.loads((BENCH / "results" / names.pop()).read_text())
+        rows = [r for r in result["table"] if r.startswith("| ") and not r.startswith("| search")]
+        for row in rows:
+            assert row in readme.splitlines(), f"README.md lacks the {benchmark} row {row}"
+        last = result["summary"][-1] if isinstance(result["summary"], list) else result["summary"]
+        assert last in quoted, f"README.md does not quote {benchmark}'s last line: {last}"
+        if benchmark == "search_efficiency":
+            decision = (BENCH.parent / "docs" / "decision.md").read_text().splitlines()
+            assert all(row in decision for row in rows), "docs/decision.md lacks the table"
