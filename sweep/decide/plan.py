@@ -257,11 +257,14 @@ def _best_design(
     with the best net value, or why none runs."""
     trained = {r.n_labels_used for r in mine if r.n_unlabelled}
     bought = max((r.n_labels_used for r in mine), default=0)
-    seen = {(r.n_labels_used, int(r.n_unlabelled)) for r in mine}
+    # A point already measured (a pilot's, a stored trial's) would repeat its score.
+    seen = {(r.n_labels_used, int(r.n_unlabelled)) for r in mine} | {
+        (round(o.n_labelled), round(o.n_unlabelled)) for o in post.observations
+    }
     options = [
         (d, usd)
         for d, usd in designs(s, ans, post.hypotheses, left_usd, trained, bought)
-        if not all((p.n_labels, p.n_unlabelled) in seen for p in d)
+        if not any((p.n_labels, p.n_unlabelled) in seen for p in d)
     ]
     if not options:
         return f"the ${left_usd:.2f} left of the cap buys no new pilot"

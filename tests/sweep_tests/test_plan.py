@@ -299,9 +299,11 @@ def test_sweep_plan_answers_from_the_prior_for_free(
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")  # in process: the suite's Ray, not one per plan
 def test_sweep_plan_runs_pilots_that_pay_as_sweeps_and_says_what_deciding_cost(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sweep.cli.main import main
+
+    monkeypatch.delenv("DOA_DATA_DIR", raising=False)  # no split bounds the stand-in's buys
 
     common = ["--task", "fever", "--objective", "synthetic", "--root", str(tmp_path)]
     # One finished trial of the task fixes its level; pilots can then show their worth.
