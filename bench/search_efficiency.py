@@ -172,9 +172,11 @@ def _sampler(method: str, seed: int, k_max: int) -> Any:
 
 
 def _first_points(k_max: int) -> list[dict[str, Any]]:
-    """Today's default's first points: f = 0, 1, 0.5 (the distilling ones at T = 2)."""
-    return [{"compute_fraction": 0.0}, {"compute_fraction": 1.0, "temperature": 2.0},
-            {"compute_fraction": 0.5, "temperature": 2.0}][:k_max]  # fmt: skip
+    """Today's default's first points: `FIRST_SHARES` (f = 0, 1, 0.5), distilling at T = 2."""
+    from search_spaces.spaces import FIRST_SHARES
+
+    points = [{"compute_fraction": f, **({"temperature": 2.0} if f else {})} for f in FIRST_SHARES]
+    return points[:k_max]
 
 
 def regrets(cell: Cell, args: argparse.Namespace) -> dict[str, np.ndarray]:
