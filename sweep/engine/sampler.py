@@ -7,7 +7,8 @@ annotate-only trial that `sweep best` compares against comes at ANNOTATE_AT; eve
 share is drawn by Thompson sampling (the best share of one landscape drawn from the
 posterior, among the shares that spend B). The posterior is rebuilt from the evidence on
 every call, as Optuna's model-based samplers read the study: a resumed sweep rebuilds the
-same one, and trials in flight (`--concurrency`) each get their own draw.
+same one, and trials in flight (`--concurrency`) each get their own draw. No draw lands on
+an allocation already measured or in flight: a trial repeated with its seed repeats its score.
 `bench/search_efficiency.py --suite` measures it against TPE, random, the paper's grid and
 the previous default (f = 0, 1, 0.5, then TPE).
 """
