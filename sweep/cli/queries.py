@@ -154,7 +154,7 @@ def check_known_task(task: str | None, tracker: Any) -> None:
 
 def cmd_best(args: argparse.Namespace) -> int:
     from sweep.decide import evidence
-    from sweep.tracking.results import best_allocations, format_best
+    from sweep.tracking.results import best_allocations, finished_trials, format_best
 
     if args.budget is not None and args.budget <= 0:
         raise ValueError(f"`budget_usd > 0` must hold, but got budget_usd={args.budget!r}.")
@@ -162,7 +162,9 @@ def cmd_best(args: argparse.Namespace) -> int:
         return _print_pareto(args)
     tracker = _tracker(args)
     rows = best_allocations(tracker, args.task, args.budget, args.sweep)
-    answers = [evidence.answer_at(tracker, r) for r in rows]
+    # Each task's trials read once, not once per budget answered.
+    trials = {task: finished_trials(tracker, task) for task in {r.task for r in rows}}
+    answers = [evidence.answer_at(tracker, r, trials=trials[r.task]) for r in rows]
     if args.json:
         out = [
             {**r.to_dict(), "posterior": a.to_dict() if a is not None else None}

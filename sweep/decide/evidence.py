@@ -30,9 +30,12 @@ def recipe_of(tracker: Tracker, task: str, sweep: str) -> Recipe:
     return recipe(params)
 
 
-def alike(tracker: Tracker, task: str, wanted: Recipe) -> list[TrialRow]:
-    """The task's finished trials whose sweep shares the recipe `wanted`."""
-    rows = finished_trials(tracker, task)
+def alike(
+    tracker: Tracker, task: str, wanted: Recipe, trials: Sequence[TrialRow] | None = None
+) -> list[TrialRow]:
+    """The task's finished trials (read from the store unless `trials` holds them already)
+    whose sweep shares the recipe `wanted`."""
+    rows = finished_trials(tracker, task) if trials is None else trials
     recipes = {s: recipe_of(tracker, task, s) for s in {r.sweep for r in rows}}
     return [r for r in rows if recipes[r.sweep] == wanted]
 
@@ -62,10 +65,13 @@ def answer_from(
 
 
 def answer_at(
-    tracker: Tracker, best: BestAllocation, draws: int = posterior.DRAWS
+    tracker: Tracker,
+    best: BestAllocation,
+    draws: int = posterior.DRAWS,
+    trials: Sequence[TrialRow] | None = None,
 ) -> frontier.Recommendation | None:
     """The one answer `sweep best`, the sweep's last line and its MLflow description give:
     every trial of the task measured with the best trial's recipe, each weighed by its own
-    noise."""
-    rows = alike(tracker, best.task, recipe_of(tracker, best.task, best.sweep))
+    noise (`trials`: the task's finished trials, when the caller has read them)."""
+    rows = alike(tracker, best.task, recipe_of(tracker, best.task, best.sweep), trials)
     return answer_from(rows, best, draws)
